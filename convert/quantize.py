@@ -1,0 +1,60 @@
+"""Full-int8 TFLite conversion of a Keras encoder, calibrated on real aligned chips."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+
+from edge.align import Aligner
+from edge.pipeline import FaceFinder, read_image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+def list_images(paths) -> list[Path]:
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(p)
+    return out
+
+
+def calibration_chips(images: list[Path], aligner: Aligner, count: int, seed: int = 0, log=print) -> np.ndarray:
+    """``count`` aligned chips (uint8) from a shuffled list of images, one face each."""
+    finder = FaceFinder(aligner)
+    images = list(images)
+    random.Random(seed).shuffle(images)
+    chips = []
+    for path in images:
+        found = finder.find(read_image(path))
+        if len(found) == 1:
+            chips.append(found[0].chip)
+        if len(chips) >= count:
+            break
+    log(f"calibration: {len(chips)} chips from {len(images)} candidate images")
+    if len(chips) < min(count, 50):
+        raise SystemExit(f"only {len(chips)} calibration chips found; need at least {min(count, 50)}")
+    return np.stack(chips)
+
+
+def to_tflite(model, chips: np.ndarray | None) -> bytes:
+    """Float TFLite when ``chips`` is None, else full-int8 (int8 weights and
+    activations, uint8 input, int8 output) calibrated on ``chips``."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if chips is not None:
+        def representative():
+            for c in chips:
+                yield [c[None].astype(np.float32)]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.int8
+    return converter.convert()

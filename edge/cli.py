@@ -1,0 +1,226 @@
+"""``facelatch``: enroll, verify, compare, embed, demo — on the device, no TensorFlow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from .decision import DEFAULT_FMR, Matcher, distance
+from .errors import FacelatchError
+from .pipeline import DEFAULT_ENCODER, FacePipeline, read_image
+from .template import Template, default_template_path, load_template
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _expand(paths: list[str]) -> list[Path]:
+    """Files as given; directories recursed for images, sorted."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(p)
+    return out
+
+
+def _pipeline(args) -> FacePipeline:
+    return FacePipeline(args.encoder, threads=args.threads)
+
+
+def _one_face(pipe: FacePipeline, path: Path):
+    """The single face of an enrollment image, or a FacelatchError naming the file."""
+    found = pipe.analyze(read_image(path))
+    if not found:
+        raise FacelatchError(f"{path}: no face found")
+    if len(found) > 1:
+        raise FacelatchError(f"{path}: {len(found)} faces found; an enrollment image must show exactly one")
+    return found[0]
+
+
+def cmd_enroll(args) -> int:
+    path = Path(args.template) if args.template else default_template_path()
+    if path.exists() and not args.force:
+        raise FacelatchError(f"a template already exists at {path}; use --force to replace it")
+    pipe = _pipeline(args)
+    embeddings = [_one_face(pipe, Path(p)).embedding for p in args.images]  # all checked before anything is written
+    import numpy as np
+
+    t = Template(pipe.model_sha256, np.stack(embeddings), pipe.encoder_card.data["embedding"]["metric"],
+                 sources=[Path(p).name for p in args.images])
+    t.save(path)
+    print(f"enrolled {len(embeddings)} image(s) into {path}")
+    return 0
+
+
+def _fmr(args) -> float:
+    if not (0 < args.fmr < 1):
+        raise FacelatchError(f"--fmr must be between 0 and 1, got {args.fmr}")
+    return args.fmr
+
+
+def cmd_verify(args) -> int:
+    fmr = _fmr(args)
+    pipe = _pipeline(args)
+    template = load_template(Path(args.template) if args.template else default_template_path(), pipe.model_sha256)
+    matcher = Matcher(template.reference, template.metric, pipe.encoder_card.threshold(fmr), fmr)
+    images = [(p, read_image(p)) for p in map(Path, args.images)]  # fail on a bad file before printing anything
+    for path, rgb in images:
+        found = pipe.analyze(rgb)
+        if not found:
+            rec = {"path": str(path), "faces": 0, "decision": "no face", "distance": None,
+                   "threshold": matcher.threshold, "fmr": fmr}
+        else:
+            m = matcher.compare(found[0].embedding)
+            rec = {"path": str(path), "faces": len(found), "decision": "match" if m.is_match else "no match",
+                   "distance": round(m.distance, 4), "threshold": round(m.threshold, 4), "fmr": fmr}
+        if args.json:
+            print(json.dumps(rec))
+        else:
+            dist = "" if rec["distance"] is None else f"  distance {rec['distance']:.3f} (threshold {rec['threshold']:.3f} at FMR {fmr:g})"
+            extra = f"  [{rec['faces']} faces; largest used]" if rec["faces"] > 1 else ""
+            print(f"{rec['decision']:<9} {path}{dist}{extra}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    fmr = _fmr(args)
+    pipe = _pipeline(args)
+    a, b = (read_image(p) for p in (args.image_a, args.image_b))
+    fa, fb = pipe.analyze(a), pipe.analyze(b)
+    for f, p in ((fa, args.image_a), (fb, args.image_b)):
+        if not f:
+            raise FacelatchError(f"{p}: no face found")
+    metric = pipe.encoder_card.data["embedding"]["metric"]
+    d = distance(fa[0].embedding, fb[0].embedding, metric)
+    thr = pipe.encoder_card.threshold(fmr)
+    rec = {"a": args.image_a, "b": args.image_b, "distance": round(d, 4), "threshold": round(thr, 4), "fmr": fmr,
+           "same_person": d <= thr}
+    if args.json:
+        print(json.dumps(rec))
+    else:
+        verdict = "same person" if d <= thr else "different people"
+        print(f"{verdict}: distance {d:.3f} (threshold {thr:.3f} at FMR {fmr:g})")
+    return 0
+
+
+def cmd_embed(args) -> int:
+    pipe = _pipeline(args)
+    errors = 0
+    for path in _expand(args.paths):
+        try:
+            found = pipe.analyze(read_image(path))
+        except FacelatchError as e:
+            print(f"facelatch: {e}", file=sys.stderr)
+            print(json.dumps({"path": str(path), "error": str(e)}), flush=True)
+            errors += 1
+            continue
+        rec = {"path": str(path), "faces": len(found), "box": None, "det_score": None, "embedding": None}
+        if found:
+            f = found[0]
+            rec["box"] = [round(float(v), 1) for v in f.face.box]
+            rec["det_score"] = round(f.face.score, 4)
+            rec["embedding"] = [round(float(v), 6) for v in f.embedding]
+        print(json.dumps(rec), flush=False)
+    sys.stdout.flush()
+    return 1 if errors else 0
+
+
+def demo_images() -> Path:
+    return Path(str(resources.files("edge") / "demo"))
+
+
+def cmd_demo(args) -> int:
+    demo = demo_images()
+    enroll = sorted(demo.glob("enroll/*"))
+    probes = sorted(demo.glob("probe/*"))
+    pipe = _pipeline(args)
+    print(f"facelatch demo: encoder {pipe.encoder_card.data['name']} ({pipe.embedder.model.runtime}), "
+          f"bundled images in {demo}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tpath = Path(tmp) / "template.json"
+        embeddings = []
+        for p in enroll:
+            embeddings.append(_one_face(pipe, p).embedding)
+            print(f"  enroll    {p.name}")
+        import numpy as np
+
+        Template(pipe.model_sha256, np.stack(embeddings), pipe.encoder_card.data["embedding"]["metric"],
+                 sources=[p.name for p in enroll]).save(tpath)
+        template = load_template(tpath, pipe.model_sha256)
+    fmr = DEFAULT_FMR
+    matcher = Matcher(template.reference, template.metric, pipe.encoder_card.threshold(fmr), fmr)
+    print(f"verifying at FMR {fmr:g} (threshold {matcher.threshold:.3f}, from the model card):")
+    for p in probes:
+        found = pipe.analyze(read_image(p))
+        if not found:
+            print(f"  no face   {p.name}")
+            continue
+        m = matcher.compare(found[0].embedding)
+        verdict = "UNLOCK" if m.is_match and len(found) == 1 else "deny"
+        why = "match" if m.is_match else "no match"
+        if len(found) > 1:
+            why += f", {len(found)} faces in view"
+        print(f"  {verdict:<8}  {p.name:<28} distance {m.distance:.3f}  ({why})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="facelatch", description="Face verification for door-unlock devices.")
+    p.add_argument("--encoder", default=os.environ.get("FACELATCH_ENCODER", DEFAULT_ENCODER),
+                   help="encoder name in the models folder, or a path to its .json card")
+    p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("enroll", help="enroll the user from one or more images (one face each)")
+    s.add_argument("images", nargs="+")
+    s.add_argument("--template", help=f"template file (default {default_template_path()})")
+    s.add_argument("--force", action="store_true", help="replace an existing template")
+    s.set_defaults(func=cmd_enroll)
+
+    s = sub.add_parser("verify", help="check images against the enrolled template")
+    s.add_argument("images", nargs="+")
+    s.add_argument("--template")
+    s.add_argument("--fmr", type=float, default=DEFAULT_FMR, help=f"target false-match rate (default {DEFAULT_FMR:g})")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("compare", help="are two images the same person?")
+    s.add_argument("image_a")
+    s.add_argument("image_b")
+    s.add_argument("--fmr", type=float, default=DEFAULT_FMR)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("embed", help="one JSON line per image: faces, box, score, embedding of the largest face")
+    s.add_argument("paths", nargs="+", help="images or folders (recursed)")
+    s.add_argument("--json", action="store_true", help="JSON lines (the only output format)")
+    s.set_defaults(func=cmd_embed)
+
+    s = sub.add_parser("demo", help="enroll a person from bundled images and verify bundled probes")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.threads < 1:
+            raise FacelatchError(f"--threads must be at least 1, got {args.threads}")
+        return args.func(args)
+    except FacelatchError as e:
+        print(f"facelatch: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

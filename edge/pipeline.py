@@ -1,0 +1,126 @@
+"""The device's face pipeline, wired from the model cards: detect -> landmarks ->
+align -> embed.  Each stage is its own object; this class only connects them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .align import Aligner
+from .detect import Detector, Face
+from .embed import Embedder
+from .errors import FacelatchError
+from .landmarks import FaceMesh
+from .modelcard import load_card, models_dir
+
+DEFAULT_ENCODER = "facelatch_dlib_resnet_int8"
+
+
+def read_image(path) -> np.ndarray:
+    """Read an image file as RGB uint8, or raise a one-line FacelatchError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FacelatchError(f"image not found: {path}")
+    data = np.fromfile(str(path), np.uint8)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None:
+        raise FacelatchError(f"cannot read image: {path} (not an image, or corrupt)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+@dataclass
+class FaceResult:
+    face: Face
+    landmarks: np.ndarray | None = None
+    chip: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage, summed over calls (for benchmarks)."""
+
+    detect: float = 0.0
+    landmarks: float = 0.0
+    align: float = 0.0
+    embed: float = 0.0
+    calls: int = 0
+
+    def as_ms(self) -> dict:
+        n = max(self.calls, 1)
+        return {k: 1000 * getattr(self, k) / n for k in ("detect", "landmarks", "align", "embed")}
+
+
+class FaceFinder:
+    """Detect -> landmarks -> chip, without the encoder (what calibration and
+    training-data preparation share with the device).
+
+    Detection uses the short-range BlazeFace model and, when it finds nothing, the
+    full-range one (small or distant faces, group photos)."""
+
+    def __init__(self, aligner: Aligner, threads: int = 1, models: Path | None = None):
+        models = Path(models) if models else models_dir()
+        self.detectors = [Detector(load_card(models / f"{n}.json", kind="detector"), threads)
+                          for n in ("face_detection_short_range", "face_detection_full_range")]
+        self.mesh = FaceMesh(load_card(models / "face_landmark.json", kind="landmarks"), threads)
+        self.aligner = aligner
+        self.times = StageTimes()
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        for detector in self.detectors:
+            faces = detector.detect(rgb)
+            if faces:
+                return faces
+        return []
+
+    def find(self, rgb: np.ndarray, chips: str = "largest") -> list[FaceResult]:
+        """All faces, largest first; ``chips``: "largest", "all" or "none" say which
+        get landmarks and a chip."""
+        t0 = time.perf_counter()
+        results = [FaceResult(f) for f in self.detect(rgb)]
+        self.times.detect += time.perf_counter() - t0
+        self.times.calls += 1
+        for r in results if chips == "all" else results[:1] if chips == "largest" else []:
+            t0 = time.perf_counter()
+            r.landmarks, _ = self.mesh.landmarks(rgb, r.face)
+            t1 = time.perf_counter()
+            r.chip = self.aligner.chip(rgb, r.landmarks)
+            self.times.landmarks += t1 - t0
+            self.times.align += time.perf_counter() - t1
+        return results
+
+
+class FacePipeline:
+    """``analyze(rgb) -> [FaceResult]``, largest face first, the largest (or every)
+    face embedded with the encoder named by its card."""
+
+    def __init__(self, encoder: str | Path = DEFAULT_ENCODER, threads: int = 1, models: Path | None = None):
+        models = Path(models) if models else models_dir()
+        encoder_path = Path(encoder)
+        if encoder_path.suffix not in (".json", ".tflite"):
+            encoder_path = models / f"{encoder}.json"
+        self.encoder_card = load_card(encoder_path, kind="encoder")
+        self.finder = FaceFinder(Aligner.from_card(self.encoder_card), threads, models)
+        self.embedder = Embedder(self.encoder_card, threads)
+
+    @property
+    def times(self) -> StageTimes:
+        return self.finder.times
+
+    @property
+    def model_sha256(self) -> str:
+        return self.encoder_card.sha256
+
+    def analyze(self, rgb: np.ndarray, embed: str = "largest") -> list[FaceResult]:
+        """``embed``: "largest", "all" or "none"."""
+        results = self.finder.find(rgb, chips=embed)
+        for r in results:
+            if r.chip is not None:
+                t0 = time.perf_counter()
+                r.embedding = self.embedder.embed(r.chip)
+                self.times.embed += time.perf_counter() - t0
+        return results

@@ -1,0 +1,83 @@
+"""The enrolled user's template: a versioned JSON file (no pickle), bound to the
+encoder that produced it by the model's sha256, written atomically with mode 0600."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import FacelatchError
+from .fileio import write_atomic
+
+FORMAT = "facelatch-template"
+VERSION = 1
+
+
+def default_template_path() -> Path:
+    env = os.environ.get("FACELATCH_TEMPLATE")
+    if env:
+        return Path(env)
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return data_home / "facelatch" / "template.json"
+
+
+@dataclass
+class Template:
+    model_sha256: str
+    embeddings: np.ndarray  # (n, dim)
+    metric: str
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def reference(self) -> np.ndarray:
+        """The vector probes are compared with: the mean of the enrolled embeddings
+        (re-normalized for the cosine metric)."""
+        mean = self.embeddings.mean(0)
+        if self.metric == "cosine":
+            mean = mean / max(float(np.linalg.norm(mean)), 1e-12)
+        return mean
+
+    def to_json(self) -> bytes:
+        return json.dumps({
+            "format": FORMAT, "version": VERSION, "model_sha256": self.model_sha256, "metric": self.metric,
+            "created": self.created, "sources": self.sources,
+            "embeddings": [[round(float(v), 7) for v in e] for e in self.embeddings],
+        }, indent=1).encode()
+
+    def save(self, path) -> None:
+        write_atomic(path, self.to_json(), mode=0o600)
+
+
+def load_template(path, model_sha256: str | None = None) -> Template:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise FacelatchError(f"no template at {path}: enroll first (facelatch enroll IMG... --template {path})") from None
+    except OSError as e:
+        raise FacelatchError(f"cannot read template {path}: {e.strerror}") from None
+    try:
+        d = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise FacelatchError(f"template {path} is corrupt (not JSON); re-enroll") from None
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise FacelatchError(f"{path} is not a facelatch template")
+    if d.get("version") != VERSION:
+        raise FacelatchError(f"template {path} has version {d.get('version')!r}; this facelatch reads version {VERSION}")
+    try:
+        emb = np.asarray(d["embeddings"], np.float32)
+        t = Template(str(d["model_sha256"]), emb, str(d["metric"]), str(d.get("created", "")), list(d.get("sources", [])))
+    except (KeyError, ValueError, TypeError):
+        raise FacelatchError(f"template {path} is corrupt (missing or malformed fields); re-enroll") from None
+    if emb.ndim != 2 or len(emb) == 0 or not np.all(np.isfinite(emb)):
+        raise FacelatchError(f"template {path} is corrupt (bad embeddings); re-enroll")
+    if model_sha256 is not None and t.model_sha256 != model_sha256:
+        raise FacelatchError(f"template {path} was made with another model (sha256 {t.model_sha256[:12]}…, "
+                             f"this one is {model_sha256[:12]}…): re-enroll")
+    return t
