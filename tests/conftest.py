@@ -1,0 +1,26 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "edge" / "demo"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SHARED = Path(os.environ.get("FACELATCH_SHARED", ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def pipeline():
+    from edge.pipeline import FacePipeline
+
+    return FacePipeline()
+
+
+def run_cli(*args):
+    """Run the facelatch CLI in a subprocess: (returncode, stdout, stderr)."""
+    import subprocess
+
+    p = subprocess.run([sys.executable, "-m", "edge.cli", *map(str, args)], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+    return p.returncode, p.stdout, p.stderr

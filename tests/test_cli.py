@@ -1,0 +1,147 @@
+"""The facelatch CLI end to end, including the bad inputs."""
+
+import json
+import os
+import stat
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import DEMO, run_cli
+
+ENROLL = [DEMO / "enroll/obama.jpg", DEMO / "enroll/obama2.jpg"]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    path = tmp_path_factory.mktemp("t") / "template.json"
+    rc, out, err = run_cli("enroll", *ENROLL, "--template", path)
+    assert rc == 0, err
+    return path
+
+
+def assert_one_line_error(rc, out, err, *words):
+    assert rc != 0
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_enroll_writes_a_0600_template(template):
+    assert stat.S_IMODE(os.stat(template).st_mode) == 0o600
+    d = json.loads(template.read_text())
+    assert d["format"] == "facelatch-template" and len(d["embeddings"]) == 2 and len(d["model_sha256"]) == 64
+
+
+def test_verify_decides_per_image(template):
+    rc, out, err = run_cli("verify", DEMO / "probe/obama3.jpg", DEMO / "probe/biden.jpg", "--template", template, "--json")
+    assert rc == 0, err
+    recs = [json.loads(l) for l in out.splitlines()]
+    assert [r["decision"] for r in recs] == ["match", "no match"]
+    assert recs[0]["distance"] <= recs[0]["threshold"] < recs[1]["distance"]
+    assert recs[0]["fmr"] == 1e-4
+
+
+def test_verify_text_output_and_fmr_option(template):
+    rc, out, err = run_cli("verify", DEMO / "probe/obama3.jpg", "--template", template, "--fmr", "1e-3")
+    assert rc == 0 and out.startswith("match") and "FMR 0.001" in out
+
+
+def test_verify_reports_no_face(template, tmp_path):
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 200, np.uint8))
+    rc, out, err = run_cli("verify", blank, "--template", template, "--json")
+    assert rc == 0 and json.loads(out)["decision"] == "no face"
+
+
+def test_enroll_refuses_group_photo_and_writes_nothing(tmp_path):
+    path = tmp_path / "t.json"
+    rc, out, err = run_cli("enroll", ENROLL[0], DEMO / "probe/group_photo.jpg", "--template", path)
+    assert_one_line_error(rc, out, err, "group_photo.jpg", "6 faces")
+    assert not path.exists()
+
+
+def test_enroll_refuses_image_without_face(tmp_path):
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 200, np.uint8))
+    rc, out, err = run_cli("enroll", blank, "--template", tmp_path / "t.json")
+    assert_one_line_error(rc, out, err, "wall.png", "no face")
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_enroll_does_not_overwrite_without_force(template):
+    before = template.read_bytes()
+    rc, out, err = run_cli("enroll", ENROLL[0], "--template", template)
+    assert_one_line_error(rc, out, err, "already exists", "--force")
+    assert template.read_bytes() == before
+
+
+def test_unreadable_image_is_a_one_line_error(template, tmp_path):
+    bad = tmp_path / "photo.jpg"
+    bad.write_text("this is not a jpeg")
+    rc, out, err = run_cli("verify", bad, "--template", template)
+    assert_one_line_error(rc, out, err, "photo.jpg", "cannot read image")
+    rc, out, err = run_cli("verify", tmp_path / "missing.jpg", "--template", template)
+    assert_one_line_error(rc, out, err, "missing.jpg", "not found")
+
+
+def test_missing_corrupt_and_foreign_templates(template, tmp_path):
+    probe = DEMO / "probe/obama3.jpg"
+    rc, out, err = run_cli("verify", probe, "--template", tmp_path / "none.json")
+    assert_one_line_error(rc, out, err, "enroll first")
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_bytes(template.read_bytes()[:100])
+    rc, out, err = run_cli("verify", probe, "--template", corrupt)
+    assert_one_line_error(rc, out, err, "corrupt")
+    foreign = tmp_path / "foreign.json"
+    d = json.loads(template.read_text())
+    d["model_sha256"] = "0" * 64
+    foreign.write_text(json.dumps(d))
+    rc, out, err = run_cli("verify", probe, "--template", foreign)
+    assert_one_line_error(rc, out, err, "another model", "re-enroll")
+
+
+def test_bad_option_values(template):
+    rc, out, err = run_cli("verify", DEMO / "probe/obama3.jpg", "--template", template, "--fmr", "2")
+    assert_one_line_error(rc, out, err, "--fmr")
+    rc, out, err = run_cli("--threads", "0", "demo")
+    assert_one_line_error(rc, out, err, "--threads")
+    rc, out, err = run_cli("--encoder", "no_such_model", "demo")
+    assert_one_line_error(rc, out, err, "no_such_model")
+
+
+def test_compare():
+    rc, out, err = run_cli("compare", ENROLL[0], DEMO / "probe/obama3.jpg", "--json")
+    assert rc == 0 and json.loads(out)["same_person"] is True
+    rc, out, err = run_cli("compare", ENROLL[0], DEMO / "probe/biden.jpg")
+    assert rc == 0 and out.startswith("different people")
+
+
+def test_embed_recurses_directories(tmp_path):
+    rc, out, err = run_cli("embed", DEMO / "probe", "--json")
+    assert rc == 0, err
+    recs = {os.path.basename(r["path"]): r for r in map(json.loads, out.splitlines())}
+    assert set(recs) == {"astronaut.jpg", "biden.jpg", "group_photo.jpg", "obama3.jpg", "tom_hanks.png"}
+    assert recs["group_photo.jpg"]["faces"] == 6
+    r = recs["obama3.jpg"]
+    assert r["faces"] == 1 and len(r["embedding"]) == 128 and len(r["box"]) == 4 and r["det_score"] > 0.5
+
+
+def test_embed_keeps_going_past_a_bad_file(tmp_path):
+    (tmp_path / "a_bad.jpg").write_text("nope")
+    cv2.imwrite(str(tmp_path / "b_face.jpg"), cv2.imread(str(ENROLL[0])))
+    rc, out, err = run_cli("embed", tmp_path, "--json")
+    recs = [json.loads(l) for l in out.splitlines()]
+    assert rc == 1 and "error" in recs[0] and recs[1]["faces"] == 1
+
+
+def test_demo_unlocks_only_for_the_enrolled_person():
+    rc, out, err = run_cli("demo")
+    assert rc == 0, err
+    lines = {l.split()[1]: l.split()[0] for l in out.splitlines() if l.startswith("  ") and len(l.split()) > 1}
+    assert lines["obama3.jpg"] == "UNLOCK"
+    for other in ("biden.jpg", "tom_hanks.png", "astronaut.jpg", "group_photo.jpg"):
+        assert lines[other] == "deny"
