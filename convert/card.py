@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from edge.fileio import write_atomic
 from edge.runtime import sha256_file
 
 
 def write_json_atomic(path: Path, data: dict, mode: int = 0o644) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode(), mode=mode)
 
 
 def encoder_card(model_path: Path, name: str, alignment: dict, embedding: dict, provenance: dict,

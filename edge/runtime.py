@@ -28,9 +28,10 @@ def _interpreter_class():
         return Interpreter, "tflite_runtime"
     except ImportError:
         pass
-    try:
-        import tensorflow as tf
-        return tf.lite.Interpreter, "tensorflow.lite"
+    try:  # last resort on a workstation; the device never needs TensorFlow
+        import importlib
+
+        return importlib.import_module("tensorflow").lite.Interpreter, "tensorflow.lite"
     except ImportError:
         raise FacelatchError("no TFLite interpreter found: pip install ai-edge-litert "
                              "(or tflite-runtime on 32-bit ARM)") from None

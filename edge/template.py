@@ -1,4 +1,4 @@
-"""The enrolled user's template: a versioned JSON file (no pickle), bound to the
+"""The enrolled user's template: a versioned JSON file (never a serialized Python object), bound to the
 encoder that produced it by the model's sha256, written atomically with mode 0600."""
 
 from __future__ import annotations
