@@ -32,64 +32,159 @@ def cmd_fit_alignment(args) -> None:
     print(f"wrote {args.out}")
 
 
-def cmd_quantize(args) -> None:
+def cmd_quantize(args) -> int:
+    import random
+    import tempfile
+
     import keras
 
     import convert.layers  # noqa: F401  (registers custom layers)
     from edge.align import Aligner
+    from edge.modelcard import load_card
     from .card import encoder_card, write_json_atomic
-    from .quantize import calibration_chips, list_images, to_tflite
+    from .quantize import calibration_chips, list_images, parity_report, to_tflite
 
-    alignment = json.loads(Path(args.alignment).read_text())
+    alignment = _alignment(args.alignment)
     model = keras.models.load_model(args.model)
-    chips = calibration_chips(list_images(args.calibration), Aligner(alignment["landmarks"], alignment["template"],
-                                                                     alignment["chip_size"]), args.count)
+    if model.input_shape[0] != 1:
+        from .train import with_batch
+
+        model = with_batch(model, 1)
+    images = list_images(args.calibration)
+    chips = calibration_chips(images, Aligner(alignment["landmarks"], alignment["template"], alignment["chip_size"]),
+                              args.count)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     embedding = {"dim": int(model.output_shape[-1]), "metric": args.metric, "normalize": args.metric == "cosine",
                  "flip_average": not args.no_flip}
     provenance = json.loads(Path(args.provenance).read_text()) if args.provenance else {}
     provenance.setdefault("calibration", f"{len(chips)} aligned chips from {', '.join(map(str, args.calibration))}")
-    for quant, path in (("int8", out), ("float32", out.with_name(out.stem.replace("_int8", "") + "_float.tflite"))):
-        if quant == "float32" and not args.float_too:
-            continue
+    tmp = tempfile.TemporaryDirectory()
+    float_path = (out.with_name(out.stem.replace("_int8", "") + "_float.tflite") if args.float_too
+                  else Path(tmp.name) / (out.stem + "_float.tflite"))
+    for quant, path in (("int8", out), ("float32", float_path)):
         path.write_bytes(to_tflite(model, chips if quant == "int8" else None))
-        card = encoder_card(path, path.stem, alignment, embedding, provenance, quant)
-        write_json_atomic(path.with_suffix(".json"), card)
+        write_json_atomic(path.with_suffix(".json"), encoder_card(path, path.stem, alignment, embedding, provenance, quant))
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {quant}) and its card")
+    heldout = random.Random(1).sample(images, min(200, len(images)))
+    ok, lines, result = parity_report(out.with_suffix(".json"), float_path.with_suffix(".json"),
+                                      Path(args.lfw) if args.lfw else None, heldout, args.threads)
+    print("parity gate: " + ("passed" if ok else "FAILED"))
+    for line in lines:
+        print("  " + line)
+    if result is not None:  # thresholds are always re-derived on the int8 model
+        write_card_figures(load_card(out.with_suffix(".json")), result, args.metric)
+        print(f"  thresholds re-derived on the int8 model and written to {out.with_suffix('.json')}")
+    tmp.cleanup()
+    if not ok and not args.force:
+        print("quantize: int8 model fails the parity gate (use --force to keep it anyway)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_evaluate(args) -> None:
     from edge.modelcard import load_card
     from .card import write_json_atomic
-    from .evaluate import embed_images, evaluate_lfw, json_ready, load_embeddings, summary_lines
+    from .evaluate import (embed_images, evaluate_lfw, json_ready, keras_embeddings, load_embeddings, plot,
+                           summary_lines)
     from .quantize import list_images
 
-    card = load_card(args.card, kind="encoder")
     lfw = Path(args.lfw)
-    if args.embeddings:
-        emb = load_embeddings(Path(args.embeddings))
+    model = Path(args.model)
+    card = None
+    if model.suffix == ".keras":
+        if not args.alignment:
+            raise SystemExit("evaluating a .keras model needs --alignment (alignment JSON or encoder card)")
+        emb = keras_embeddings(model, _alignment(args.alignment), list_images([lfw / "images"]), Path(args.cache))
+        metric = args.metric or "cosine"
     else:
-        emb = embed_images(card.path, list_images([lfw / "images"]), threads=args.threads)
-    metric = args.metric or card.data["embedding"]["metric"]
+        card = load_card(model, kind="encoder")
+        if args.embeddings:
+            emb = load_embeddings(Path(args.embeddings))
+        else:
+            emb = embed_images(card.path, list_images([lfw / "images"]), threads=args.threads)
+        metric = args.metric or card.data["embedding"]["metric"]
     result = evaluate_lfw(emb, lfw, metric)
     for line in summary_lines(result):
         print(line)
+    if args.plots:
+        for f in plot(result, Path(args.plots), model.stem):
+            print(f"wrote {f}")
     if args.out:
         write_json_atomic(Path(args.out), json_ready(result))
     if args.write_card:
-        data = dict(card.data)
-        if metric != data["embedding"]["metric"]:
-            raise SystemExit("--write-card needs the card's own metric")
-        data["thresholds"] = [{k: t[k] for k in ("fmr", "distance", "impostor_pairs", "impostors_at_or_below")}
-                              for t in result["thresholds"]]
-        data["thresholds_measured_on"] = (
-            f"{result['calibration_impostor_pairs']:,} impostor pairs among {result['calibration_people_images']:,} LFW "
-            f"images of people not in pairs.txt (disjoint from the scored people), embedded by this int8 model through the device pipeline")
-        data.setdefault("evaluation", {})["lfw"] = {k: v for k, v in json_ready(result).items() if k != "thresholds"}
-        data["evaluation"]["lfw"]["threshold_checks"] = result["thresholds"]
-        write_json_atomic(card.path, data)
+        if card is None:
+            raise SystemExit("--write-card needs a TFLite model with a card")
+        write_card_figures(card, result, metric)
         print(f"updated {card.path}")
+
+
+def write_card_figures(card, result: dict, metric: str) -> None:
+    """Store the {FMR -> distance} table and the LFW figures in the card."""
+    from .card import write_json_atomic
+    from .evaluate import json_ready
+
+    data = dict(card.data)
+    if metric != data["embedding"]["metric"]:
+        raise SystemExit("writing the card needs the card's own metric")
+    data["thresholds"] = [{k: t[k] for k in ("fmr", "distance", "impostor_pairs", "impostors_at_or_below")}
+                          for t in result["thresholds"]]
+    data["thresholds_measured_on"] = (
+        f"{result['calibration_impostor_pairs']:,} impostor pairs among {result['calibration_people_images']:,} LFW "
+        f"images of people not in pairs.txt (disjoint from the scored people), embedded by this model through "
+        f"the device pipeline")
+    data.setdefault("evaluation", {})["lfw"] = {k: v for k, v in json_ready(result).items() if k != "thresholds"}
+    data["evaluation"]["lfw"]["threshold_checks"] = result["thresholds"]
+    write_json_atomic(card.path, data)
+
+
+def _alignment(path) -> dict:
+    """An alignment block from an alignment JSON or from an encoder card."""
+    d = json.loads(Path(path).read_text())
+    return d.get("alignment", d)
+
+
+def cmd_train(args) -> None:
+    import numpy as np
+
+    import convert.layers  # noqa: F401
+    from edge.align import Aligner
+    from .data import Chips, cached_chips, celeba, identity_folders
+    from .train import small_encoder, train, view1_accuracy, view1_pairs, with_batch
+
+    a = _alignment(args.alignment)
+    aligner = Aligner(a["landmarks"], a["template"], a["chip_size"])
+    cache = Path(args.cache)
+    parts, offset = [], 0
+    for spec in args.data:
+        kind, _, root = spec.partition(":")
+        images = {"celeba": celeba, "folders": identity_folders}[kind](root)
+        ch = cached_chips(images, aligner, cache, f"{kind}-{Path(root).name}")
+        parts.append(Chips(ch.chips, ch.labels + offset, ch.paths))
+        offset = int(parts[-1].labels.max()) + 1
+    chips = Chips(np.concatenate([c.chips for c in parts]), np.concatenate([c.labels for c in parts]),
+                  sum((c.paths for c in parts), []))
+    print(f"training chips: {len(chips.labels)} of {len(np.unique(chips.labels))} identities")
+    if args.init:
+        import keras
+
+        model = with_batch(keras.models.load_model(args.init), None)
+    else:
+        model = small_encoder(a["chip_size"], args.dim, args.width)
+    validate = None
+    if args.validate_lfw:
+        dev_train, dev_test = view1_pairs(Path(args.validate_lfw), aligner, cache)
+        validate = lambda m: view1_accuracy(m, dev_train, dev_test)  # noqa: E731
+    out = Path(args.out)
+    state = train(model, chips, out, loss=args.loss, margin=args.margin, epochs=args.epochs, steps=args.steps,
+                  p=args.p, k=args.k, lr=args.lr, freeze=args.freeze, augment=not args.no_augment,
+                  validate=validate, seed=args.seed)
+    best = out / ("best.keras" if validate else "last.keras")
+    import keras
+
+    export = with_batch(keras.models.load_model(best), 1)
+    export.save(out / "export.keras")
+    print(f"wrote {out / 'export.keras'} (batch 1, from {best.name}); best validation {state['best']}")
 
 
 def main(argv=None) -> int:
@@ -116,13 +211,42 @@ def main(argv=None) -> int:
     s.add_argument("--metric", choices=["euclidean", "cosine"], default="euclidean")
     s.add_argument("--no-flip", action="store_true", help="do not average with the mirrored chip")
     s.add_argument("--provenance", help="JSON file with the provenance block for the card")
-    s.add_argument("--float-too", action="store_true", help="also write NAME_float.tflite (for parity checks)")
+    s.add_argument("--float-too", action="store_true", help="keep NAME_float.tflite next to the int8 model")
+    s.add_argument("--lfw", help="LFW root: gate on LFW 10-fold accuracy and re-derive the card's thresholds")
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--force", action="store_true", help="keep an int8 model that fails the parity gate")
     s.add_argument("-o", "--out", required=True, help="output .tflite (card written next to it)")
     s.set_defaults(func=cmd_quantize)
 
+    s = sub.add_parser("train", help="train or fine-tune an encoder with a metric loss")
+    s.add_argument("--data", action="append", required=True,
+                   help="celeba:ROOT (images/ + identity.txt) or folders:ROOT (ROOT/<person>/*.jpg); repeatable")
+    s.add_argument("--alignment", required=True, help="alignment JSON or an encoder card (chip geometry)")
+    s.add_argument("--out", required=True, help="run folder: checkpoints, log.csv, best.keras, export.keras")
+    s.add_argument("--init", help="start from this .keras encoder (fine-tune); default: a small encoder from scratch")
+    s.add_argument("--loss", default="triplet-semihard",
+                   choices=["triplet-semihard", "triplet-hard", "triplet-all", "contrastive"])
+    s.add_argument("--margin", type=float, help="default 0.2 (triplet, on L2-normalized embeddings) / 1.0 (contrastive)")
+    s.add_argument("--epochs", type=int, default=10)
+    s.add_argument("--steps", type=int, help="steps per epoch (default: one pass over the chips)")
+    s.add_argument("--p", type=int, default=16, help="identities per batch")
+    s.add_argument("--k", type=int, default=4, help="images per identity")
+    s.add_argument("--lr", type=float, default=1e-4)
+    s.add_argument("--freeze", type=int, default=0, help="freeze the first N convolutions")
+    s.add_argument("--no-augment", action="store_true")
+    s.add_argument("--validate-lfw", help="LFW root: View 1 (pairsDevTrain threshold, pairsDevTest accuracy) each epoch")
+    s.add_argument("--cache", default="build/chips", help="aligned-chip cache folder")
+    s.add_argument("--dim", type=int, default=128)
+    s.add_argument("--width", type=int, default=16, help="from-scratch encoder width")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_train)
+
     s = sub.add_parser("evaluate", help="LFW 10-fold through the device pipeline; FMR thresholds for the card")
-    s.add_argument("card", help="encoder card (.json)")
+    s.add_argument("model", help="encoder card (.json, for its .tflite) or a .keras model")
     s.add_argument("--lfw", required=True, help="LFW root with images/ and pairs.txt")
+    s.add_argument("--alignment", help="for .keras: alignment JSON or encoder card")
+    s.add_argument("--plots", help="folder for roc.png, det.png, histogram.png")
+    s.add_argument("--cache", default="build/chips", help="aligned-chip cache folder (.keras)")
     s.add_argument("--embeddings", help="reuse `facelatch embed --json` output instead of embedding again")
     s.add_argument("--metric", choices=["euclidean", "cosine"], help="default: the card's")
     s.add_argument("--threads", type=int, default=1)
@@ -131,8 +255,7 @@ def main(argv=None) -> int:
     s.set_defaults(func=cmd_evaluate)
 
     args = p.parse_args(argv)
-    args.func(args)
-    return 0
+    return args.func(args) or 0
 
 
 if __name__ == "__main__":

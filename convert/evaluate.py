@@ -39,6 +39,28 @@ def embed_images(card: Path, paths: list[Path], threads: int = 1) -> dict[str, n
     return out
 
 
+def pair_images(lfw_root: Path) -> list[Path]:
+    return [lfw_root / "images" / p for p in sorted({p for pair in read_pairs(lfw_root / "pairs.txt")
+                                                      for p in (pair.a, pair.b)})]
+
+
+def lfw_accuracy(emb: dict, lfw_root: Path, metric: str) -> float:
+    """Mean 10-fold accuracy on pairs.txt (a face not found never matches)."""
+    pairs = read_pairs(lfw_root / "pairs.txt")
+    dim = next(v for v in emb.values() if v is not None).shape[0]
+    far = np.full(dim, 1e3, np.float32)
+    vec = lambda p: emb.get(p) if emb.get(p) is not None else far  # noqa: E731
+    dist = np.array([pairwise_distances(vec(p.a)[None], vec(p.b)[None], metric)[0, 0] for p in pairs])
+    accs, _ = kfold_accuracy(dist, np.array([p.same for p in pairs]), np.array([p.fold for p in pairs]))
+    return float(accs.mean())
+
+
+def median_cosine(a: dict, b: dict) -> float:
+    c = [x @ b[k] / (np.linalg.norm(x) * np.linalg.norm(b[k])) for k, x in a.items()
+         if x is not None and b.get(k) is not None]
+    return float(np.median(c))
+
+
 def evaluate_lfw(emb: dict, lfw_root: Path, metric: str) -> dict:
     """10-fold accuracy on pairs.txt, TAR at fixed FAR, and the threshold table.
 
@@ -84,8 +106,18 @@ def evaluate_lfw(emb: dict, lfw_root: Path, metric: str) -> dict:
             "tar_pairs_txt": rate_at_or_below(gen_pairs, t),
             "tar_all_genuine_eval_people": rate_at_or_below(ev_gen, t),
         })
-    # TAR at FAR from pairs.txt alone (as usually reported; 3,000 impostor pairs)
+    # TAR at FAR from pairs.txt alone (as usually reported; 3,000 impostor pairs) and from all eval pairs
     tar_pairs_1e3 = rate_at_or_below(gen_pairs, threshold_at_fmr(imp_pairs, 1e-3))
+    tar_at_far = []
+    for f in FMRS:
+        tar_at_far.append({
+            "far": f,
+            "pairs_txt": {"tar": rate_at_or_below(gen_pairs, threshold_at_fmr(imp_pairs, f)),
+                          "impostor_pairs": int(len(imp_pairs)), "resolvable": bool(len(imp_pairs) * f >= 10)},
+            "all_eval_pairs": {"tar": rate_at_or_below(ev_gen, threshold_at_fmr(ev_imp, f)),
+                               "impostor_pairs": int(len(ev_imp)), "genuine_pairs": int(len(ev_gen)),
+                               "resolvable": bool(len(ev_imp) * f >= 10)},
+        })
     return {
         "metric": metric,
         "accuracy_mean": float(accs.mean()), "accuracy_std": float(accs.std()),
@@ -97,8 +129,9 @@ def evaluate_lfw(emb: dict, lfw_root: Path, metric: str) -> dict:
         "images_in_pairs": len({p for pair in pairs for p in (pair.a, pair.b)}),
         "calibration_people_images": len(calib), "calibration_impostor_pairs": int(len(calib_imp)),
         "eval_people_images": len(ev), "eval_genuine_pairs": int(len(ev_gen)), "eval_impostor_pairs": int(len(ev_imp)),
-        "thresholds": table,
-        "genuine_pairs_txt": gen_pairs, "impostor_pairs_txt": imp_pairs,  # arrays, for plots; dropped from JSON
+        "thresholds": table, "tar_at_far": tar_at_far,
+        # arrays, for plots; dropped from JSON
+        "genuine_pairs_txt": gen_pairs, "impostor_pairs_txt": imp_pairs, "genuine_eval": ev_gen, "impostor_eval": ev_imp,
     }
 
 
@@ -107,6 +140,13 @@ def summary_lines(r: dict) -> list[str]:
              f"TAR at FAR 1e-3 (pairs.txt, {r['pairs_txt_impostor_pairs']} impostor pairs): "
              f"{100 * r['tar_at_far_1e-3_pairs_txt']:.1f} %",
              f"images with no face found: {r['images_no_face']} of {r['images_in_pairs']}"]
+    for t in r["tar_at_far"]:
+        pt, ev = t["pairs_txt"], t["all_eval_pairs"]
+        txt = (f"{100 * pt['tar']:.2f} %" if pt["resolvable"] else
+               f"not resolvable ({pt['impostor_pairs']:,} impostor pairs give {pt['impostor_pairs'] * t['far']:.1f} "
+               f"impostors at this FAR)")
+        lines.append(f"TAR at FAR {t['far']:g}: pairs.txt {txt}; all eval pairs {100 * ev['tar']:.2f} % "
+                     f"({ev['impostor_pairs']:,} impostor, {ev['genuine_pairs']:,} genuine pairs)")
     for t in r["thresholds"]:
         lines.append(f"FMR {t['fmr']:g}: distance {t['distance']:.4f} (from {t['impostor_pairs']:,} impostor pairs); "
                      f"TAR {100 * t['tar_pairs_txt']:.2f} % on pairs.txt, {100 * t['tar_all_genuine_eval_people']:.2f} % on "
@@ -117,3 +157,70 @@ def summary_lines(r: dict) -> list[str]:
 
 def json_ready(r: dict) -> dict:
     return {k: v for k, v in r.items() if not isinstance(v, np.ndarray)}
+
+
+def keras_embeddings(model_path: Path, alignment: dict, paths: list[Path], cache_dir: Path,
+                     flip: bool = True) -> dict[str, np.ndarray | None]:
+    """Embed images with a Keras encoder on chips cut by the device's own finder
+    (largest face), L2-normalized; cached chips."""
+    import keras
+
+    import convert.layers  # noqa: F401
+    from edge.align import Aligner
+    from .data import LabelledImages, cached_chips
+    from .train import embed_chips, with_batch
+
+    aligner = Aligner(alignment["landmarks"], alignment["template"], alignment["chip_size"])
+    ch = cached_chips(LabelledImages(paths, np.zeros(len(paths), np.int64)), aligner, cache_dir,
+                      f"eval-{paths[0].parent.parent.name}-{len(paths)}", largest=True)
+    model = with_batch(keras.models.load_model(model_path), None)
+    emb = embed_chips(model, ch.chips, flip=flip)
+    out = {f"{p.parent.name}/{p.name}": None for p in paths}
+    for p, e in zip(ch.paths, emb):
+        p = Path(p)
+        out[f"{p.parent.name}/{p.name}"] = e
+    return out
+
+
+def plot(r: dict, out_dir: Path, title: str) -> list[Path]:
+    """ROC, DET and score-histogram PNGs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    gen, imp = np.sort(r["genuine_eval"]), np.sort(r["impostor_eval"])
+    thresholds = np.quantile(imp, np.logspace(-6, 0, 200))
+    far = np.searchsorted(imp, thresholds, side="right") / len(imp)
+    tar = np.searchsorted(gen, thresholds, side="right") / len(gen)
+    files = []
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.semilogx(far, tar)
+    ax.set(xlabel="false accept rate (FAR = FMR)", ylabel="true accept rate", title=f"ROC — {title}",
+           xlim=(1e-6, 1), ylim=(0.5, 1.0))
+    ax.grid(True, which="both", alpha=0.3)
+    files.append(out_dir / "roc.png")
+    fig.savefig(files[-1], dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.loglog(far, 1 - tar)
+    ax.set(xlabel="false match rate (FMR)", ylabel="false non-match rate (FNMR)", title=f"DET — {title}",
+           xlim=(1e-6, 1))
+    ax.grid(True, which="both", alpha=0.3)
+    files.append(out_dir / "det.png")
+    fig.savefig(files[-1], dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    bins = np.linspace(0, max(float(np.percentile(imp, 99.9)), float(gen.max())), 80)
+    ax.hist(gen, bins, density=True, alpha=0.6, label=f"genuine ({len(gen):,})")
+    ax.hist(imp[:: max(1, len(imp) // 2_000_000)], bins, density=True, alpha=0.6, label=f"impostor ({len(imp):,})")
+    for t in r["thresholds"]:
+        ax.axvline(t["distance"], color="k", ls=":", lw=1)
+        ax.text(t["distance"], ax.get_ylim()[1] * 0.9, f"FMR {t['fmr']:g}", rotation=90, fontsize=7, ha="right")
+    ax.set(xlabel=f"{r['metric']} distance", ylabel="density", title=f"Scores — {title}")
+    ax.legend()
+    files.append(out_dir / "histogram.png")
+    fig.savefig(files[-1], dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return files

@@ -58,3 +58,38 @@ def to_tflite(model, chips: np.ndarray | None) -> bytes:
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.int8
     return converter.convert()
+
+
+MAX_ACCURACY_DROP = 0.003  # 0.3 pp
+MIN_MEDIAN_COSINE = 0.99
+
+
+def parity_report(int8_card: Path, float_card: Path, lfw_root: Path | None, heldout: list[Path],
+                  threads: int = 1) -> tuple[bool, list[str], dict | None]:
+    """Compare the int8 model with its float parent on real faces, through the device
+    pipeline.  Returns (passed, report lines, int8 LFW evaluation or None)."""
+    from .evaluate import embed_images, evaluate_lfw, lfw_accuracy, median_cosine, pair_images
+
+    lines, ok, result = [], True, None
+    if lfw_root is not None:
+        from edge.modelcard import load_card
+
+        metric = load_card(int8_card).data["embedding"]["metric"]
+        all_images = list_images([lfw_root / "images"])
+        q = embed_images(int8_card, all_images, threads)
+        f = embed_images(float_card, pair_images(lfw_root), threads)
+        result = evaluate_lfw(q, lfw_root, metric)
+        acc_q, acc_f = result["accuracy_mean"], lfw_accuracy(f, lfw_root, metric)
+        cos = median_cosine(f, q)
+        drop = acc_f - acc_q
+        lines.append(f"LFW 10-fold: float {100 * acc_f:.2f} %, int8 {100 * acc_q:.2f} % (drop {100 * drop:+.2f} pp; "
+                     f"limit {100 * MAX_ACCURACY_DROP:.1f} pp)")
+        ok &= drop <= MAX_ACCURACY_DROP
+    else:
+        q = embed_images(int8_card, heldout, threads)
+        f = embed_images(float_card, heldout, threads)
+        cos = median_cosine(f, q)
+        lines.append(f"LFW gate skipped (no --lfw); cosine measured on {len(heldout)} held-out images")
+    lines.append(f"median float-vs-int8 cosine {cos:.5f} (limit {MIN_MEDIAN_COSINE})")
+    ok &= cos >= MIN_MEDIAN_COSINE
+    return ok, lines, result

@@ -43,19 +43,108 @@ def _one_face(pipe: FacePipeline, path: Path):
     return found[0]
 
 
+def _key(args) -> bytes | None:
+    from .secrets import find_key_file, read_key
+
+    key_file = find_key_file(getattr(args, "key_file", "") or "")
+    return read_key(key_file) if key_file else None
+
+
+def _template_path(args) -> Path:
+    if args.template:
+        return Path(args.template)
+    if getattr(args, "config", None):
+        from . import config
+
+        cfg = config.load(args.config)
+        return cfg.state_path(cfg.template.path)
+    return default_template_path()
+
+
+def _camera_embeddings(args, pipe: FacePipeline) -> tuple[list, list[str]]:
+    """Capture ``--frames`` good frames: one face, at least the policy's minimum size,
+    sharp enough (variance of the chip's Laplacian), shown as progress."""
+    import threading
+    import time
+
+    import cv2
+
+    from . import config
+    from .camera import make_source
+
+    cfg = config.load(args.config) if args.config else config.Config()
+    stop = threading.Event()
+    cam = make_source(cfg.camera, stop)
+    got, deadline, last_note = [], time.monotonic() + args.timeout, ""
+    try:
+        while len(got) < args.frames and time.monotonic() < deadline:
+            frame = cam.read()
+            if frame is None:
+                break
+            found = pipe.analyze(frame.rgb)
+            sharp = (cv2.Laplacian(cv2.cvtColor(found[0].chip, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
+                     if len(found) == 1 else 0.0)
+            note = ("no face" if not found else f"{len(found)} faces: only you in view, please" if len(found) > 1 else
+                    "come closer" if found[0].face.size < cfg.policy.min_face_px else
+                    "hold still (blurred)" if sharp < args.min_sharpness else "")
+            if not note:
+                got.append(found[0].embedding)
+                print(f"\rcaptured {len(got)}/{args.frames}" + " " * 30, end="", file=sys.stderr, flush=True)
+            elif note != last_note:
+                print(f"\rcaptured {len(got)}/{args.frames} — {note}" + " " * 10, end="", file=sys.stderr, flush=True)
+            last_note = note
+    finally:
+        cam.close()
+        print(file=sys.stderr)
+    if len(got) < args.frames:
+        raise FacelatchError(f"captured only {len(got)} of {args.frames} good frames in {args.timeout:.0f} s; nothing written")
+    return got, [f"camera frame {i + 1}" for i in range(len(got))]
+
+
 def cmd_enroll(args) -> int:
-    path = Path(args.template) if args.template else default_template_path()
+    path = _template_path(args)
     if path.exists() and not args.force:
         raise FacelatchError(f"a template already exists at {path}; use --force to replace it")
+    if not args.images and not args.camera:
+        raise FacelatchError("give enrollment images, or --camera")
+    key = _key(args)
     pipe = _pipeline(args)
-    embeddings = [_one_face(pipe, Path(p)).embedding for p in args.images]  # all checked before anything is written
+    if args.camera:
+        embeddings, sources = _camera_embeddings(args, pipe)
+    else:  # every image is checked before anything is written
+        embeddings = [_one_face(pipe, Path(p)).embedding for p in args.images]
+        sources = [Path(p).name for p in args.images]
     import numpy as np
 
     t = Template(pipe.model_sha256, np.stack(embeddings), pipe.encoder_card.data["embedding"]["metric"],
-                 sources=[Path(p).name for p in args.images])
-    t.save(path)
-    print(f"enrolled {len(embeddings)} image(s) into {path}")
+                 sources=sources)
+    t.save(path, key)
+    print(f"enrolled {len(embeddings)} {'frame' if args.camera else 'image'}(s) into {path}"
+          f"{' (encrypted)' if key else ''}")
     return 0
+
+
+def cmd_keygen(args) -> int:
+    from .secrets import generate_key
+
+    generate_key(args.path)
+    print(f"wrote a new 256-bit template key to {args.path} (mode 0600)")
+    return 0
+
+
+def cmd_config_example(args) -> int:
+    print((resources.files("edge") / "facelatch.example.toml").read_text(), end="")
+    return 0
+
+
+def cmd_run(args) -> int:
+    import logging
+
+    from .daemon import run
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
+                        stream=sys.stderr)
+    return run(args.config)
 
 
 def _fmr(args) -> float:
@@ -67,7 +156,7 @@ def _fmr(args) -> float:
 def cmd_verify(args) -> int:
     fmr = _fmr(args)
     pipe = _pipeline(args)
-    template = load_template(Path(args.template) if args.template else default_template_path(), pipe.model_sha256)
+    template = load_template(_template_path(args), pipe.model_sha256, _key(args))
     matcher = Matcher(template.reference, template.metric, pipe.encoder_card.threshold(fmr), fmr)
     images = [(p, read_image(p)) for p in map(Path, args.images)]  # fail on a bad file before printing anything
     for path, rgb in images:
@@ -177,15 +266,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("enroll", help="enroll the user from one or more images (one face each)")
-    s.add_argument("images", nargs="+")
-    s.add_argument("--template", help=f"template file (default {default_template_path()})")
+    s = sub.add_parser("enroll", help="enroll the user from images (one face each) or from the camera")
+    s.add_argument("images", nargs="*")
+    s.add_argument("--template", help=f"template file (default: from --config, else {default_template_path()})")
+    s.add_argument("--config", help="daemon config (camera settings, template path)")
+    s.add_argument("--key-file", help="encrypt the template with this key (default: the systemd credential if any)")
     s.add_argument("--force", action="store_true", help="replace an existing template")
+    s.add_argument("--camera", action="store_true", help="capture the enrollment frames from the camera")
+    s.add_argument("--frames", type=int, default=5, help="--camera: good frames to capture (default 5)")
+    s.add_argument("--timeout", type=float, default=60.0, help="--camera: give up after this many seconds")
+    s.add_argument("--min-sharpness", type=float, default=30.0, help="--camera: minimum Laplacian variance of the chip")
     s.set_defaults(func=cmd_enroll)
 
     s = sub.add_parser("verify", help="check images against the enrolled template")
     s.add_argument("images", nargs="+")
     s.add_argument("--template")
+    s.add_argument("--config")
+    s.add_argument("--key-file")
     s.add_argument("--fmr", type=float, default=DEFAULT_FMR, help=f"target false-match rate (default {DEFAULT_FMR:g})")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_verify)
@@ -204,6 +301,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="enroll a person from bundled images and verify bundled probes")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("run", help="the door daemon (systemd: Type=notify)")
+    s.add_argument("--config", help="TOML config (see `facelatch config-example`); default: built-in defaults")
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("keygen", help="make a 256-bit key file (0600) for template encryption")
+    s.add_argument("path")
+    s.set_defaults(func=cmd_keygen)
+
+    s = sub.add_parser("config-example", help="print the example config with every key and its default")
+    s.set_defaults(func=cmd_config_example)
     return p
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import secrets
 from .errors import FacelatchError
 from .fileio import write_atomic
 
@@ -50,11 +51,13 @@ class Template:
             "embeddings": [[round(float(v), 7) for v in e] for e in self.embeddings],
         }, indent=1).encode()
 
-    def save(self, path) -> None:
-        write_atomic(path, self.to_json(), mode=0o600)
+    def save(self, path, key: bytes | None = None) -> None:
+        """Write atomically, mode 0600; AES-GCM encrypted when a key is given."""
+        blob = self.to_json()
+        write_atomic(path, secrets.encrypt(blob, key) if key is not None else blob, mode=0o600)
 
 
-def load_template(path, model_sha256: str | None = None) -> Template:
+def load_template(path, model_sha256: str | None = None, key: bytes | None = None) -> Template:
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -62,6 +65,8 @@ def load_template(path, model_sha256: str | None = None) -> Template:
         raise FacelatchError(f"no template at {path}: enroll first (facelatch enroll IMG... --template {path})") from None
     except OSError as e:
         raise FacelatchError(f"cannot read template {path}: {e.strerror}") from None
+    if secrets.is_encrypted(raw):
+        raw = secrets.decrypt(raw, key, str(path))
     try:
         d = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):

@@ -1,0 +1,167 @@
+"""``facelatch run`` configuration: TOML, validated at start with one clear message
+per problem.  Every key, its default and its meaning is in the shipped example
+(``facelatch config-example``); this module is the schema."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import FacelatchError
+from .policy import PolicyConfig
+
+
+@dataclass
+class CameraConfig:
+    source: str = "opencv"
+    device: str = "0"
+    width: int = 640
+    height: int = 480
+    fps: float = 15.0
+    pace: bool = True
+    loop: bool = False
+    reopen_backoff_s: float = 1.0
+    reopen_backoff_max_s: float = 30.0
+    frozen_after_s: float = 10.0
+
+
+@dataclass
+class ModelConfig:
+    encoder: str = "facelatch_dlib_resnet_int8"
+    models_dir: str = ""
+    threads: int = 1
+    fmr: float = 1e-4
+
+
+@dataclass
+class TemplateConfig:
+    path: str = "template.json"  # relative paths are in the state directory
+    key_file: str = ""  # "" -> systemd credential "template-key" if present, else unencrypted
+
+
+@dataclass
+class ActuatorConfig:
+    kind: str = "log"
+    gpio_pin: int = 17
+    active_high: bool = True
+    pulse_s: float = 1.0
+    command: list = field(default_factory=list)
+    command_timeout_s: float = 5.0
+
+
+@dataclass
+class AuditConfig:
+    max_bytes: int = 1_000_000
+    backups: int = 5
+    save_snapshots: bool = False
+    snapshot_max_count: int = 100
+    snapshot_max_age_days: float = 7.0
+
+
+@dataclass
+class Config:
+    state_dir: str = "/var/lib/facelatch"
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    template: TemplateConfig = field(default_factory=TemplateConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    actuator: ActuatorConfig = field(default_factory=ActuatorConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+
+    def state_path(self, p: str) -> Path:
+        return Path(p) if os.path.isabs(p) else Path(self.state_dir) / p
+
+
+CHOICES = {
+    "camera.source": {"opencv", "picamera2", "images"},
+    "actuator.kind": {"log", "gpio", "command"},
+    "policy.multiple_faces": {"deny", "largest"},
+}
+RANGES = {  # (min, max) inclusive; None = unbounded
+    "camera.width": (16, 8192), "camera.height": (16, 8192), "camera.fps": (0.1, 240),
+    "camera.reopen_backoff_s": (0.01, 3600), "camera.reopen_backoff_max_s": (0.01, 86400),
+    "camera.frozen_after_s": (0.1, 86400),
+    "model.threads": (1, 64), "model.fmr": (1e-9, 0.5),
+    "policy.k": (1, 100), "policy.n": (1, 100), "policy.min_face_px": (0, 10000),
+    "policy.attempt_timeout_s": (0.1, 600), "policy.lost_after_s": (0.0, 60), "policy.track_iou": (0.0, 1.0),
+    "policy.max_failed_attempts": (1, 1000), "policy.backoff_s": (30, 86400), "policy.backoff_max_s": (30, 7 * 86400),
+    "policy.unlock_cooldown_s": (0, 3600),
+    "actuator.gpio_pin": (0, 63), "actuator.pulse_s": (0.01, 60), "actuator.command_timeout_s": (0.1, 600),
+    "audit.max_bytes": (1000, 10 ** 10), "audit.backups": (0, 100), "audit.snapshot_max_count": (0, 100000),
+    "audit.snapshot_max_age_days": (0, 3650),
+}
+
+
+def _check_value(key: str, default, value, problems: list[str]):
+    want = type(default)
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if want is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            problems.append(f"{key}: expected a list of strings, got {value!r}")
+            return default
+    elif not isinstance(value, want) or (want is int and isinstance(value, bool)):
+        problems.append(f"{key}: expected {want.__name__}, got {type(value).__name__} {value!r}")
+        return default
+    if key in CHOICES and value not in CHOICES[key]:
+        problems.append(f"{key}: must be one of {', '.join(sorted(CHOICES[key]))}, got {value!r}")
+    if key in RANGES:
+        lo, hi = RANGES[key]
+        if not lo <= value <= hi:
+            problems.append(f"{key}: {value} is out of range [{lo}, {hi}]")
+    return value
+
+
+def parse(data: dict) -> Config:
+    """A Config from parsed TOML, or FacelatchError listing every problem (one per line)."""
+    problems: list[str] = []
+    cfg = Config()
+    sections = {f.name for f in dataclasses.fields(Config) if f.default_factory is not dataclasses.MISSING}
+    top = {f.name for f in dataclasses.fields(Config)} - set(sections)
+    for key, value in data.items():
+        if key in top:
+            setattr(cfg, key, _check_value(key, getattr(cfg, key), value, problems))
+        elif key in sections:
+            if not isinstance(value, dict):
+                problems.append(f"[{key}] must be a table")
+                continue
+            section = getattr(cfg, key)
+            names = {f.name for f in dataclasses.fields(section)}
+            updates = {}
+            for k, v in value.items():
+                if k not in names:
+                    problems.append(f"{key}.{k}: unknown key (known: {', '.join(sorted(names))})")
+                    continue
+                updates[k] = _check_value(f"{key}.{k}", getattr(section, k), v, problems)
+            setattr(cfg, key, dataclasses.replace(section, **updates))
+        else:
+            problems.append(f"{key}: unknown key or section")
+    p = cfg.policy
+    if p.k > p.n:
+        problems.append(f"policy.k ({p.k}) must not exceed policy.n ({p.n})")
+    if p.backoff_max_s < p.backoff_s:
+        problems.append("policy.backoff_max_s must be at least policy.backoff_s")
+    if cfg.actuator.kind == "command" and not cfg.actuator.command:
+        problems.append("actuator.command: required (an argv list) when actuator.kind = \"command\"")
+    if cfg.camera.source == "images" and not Path(cfg.camera.device).is_dir():
+        problems.append(f"camera.device: image folder {cfg.camera.device!r} not found")
+    if problems:
+        raise FacelatchError("invalid configuration:\n  " + "\n  ".join(problems))
+    return cfg
+
+
+def load(path) -> Config:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FacelatchError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise FacelatchError(f"config {path} is not valid TOML: {e}") from None
+    cfg = parse(data)
+    if "STATE_DIRECTORY" in os.environ and "state_dir" not in data:
+        cfg.state_dir = os.environ["STATE_DIRECTORY"].split(":")[0]
+    return cfg

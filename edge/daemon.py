@@ -1,0 +1,142 @@
+"""``facelatch run``: the door loop.  It only wires the stages:
+
+    camera -> pipeline (detect, align, embed) -> matcher -> policy -> actuator
+                                                              \\-> audit log, systemd
+
+Fail-secure: an exception anywhere while judging a frame makes that frame a
+"no match"; nothing but a policy "unlock" ever drives the actuator.
+SIGTERM/SIGINT: clean exit; SIGHUP: reload config and template.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+
+from . import config as config_mod
+from .actuators import make_actuator
+from .audit import AuditLog
+from .camera import make_source
+from .decision import Matcher
+from .errors import FacelatchError
+from .pipeline import FacePipeline
+from .policy import DoorPolicy, FrameResult
+from .secrets import find_key_file, read_key
+from .state import StateStore
+from .systemd import Notifier, watchdog_interval
+from .template import load_template
+
+log = logging.getLogger("facelatch")
+
+
+class Door:
+    """Everything built from one config; rebuilt on SIGHUP."""
+
+    def __init__(self, cfg: config_mod.Config, pipeline: FacePipeline | None = None):
+        self.cfg = cfg
+        Path(cfg.state_dir).mkdir(parents=True, exist_ok=True)
+        models = Path(cfg.model.models_dir) if cfg.model.models_dir else None
+        self.pipeline = pipeline or FacePipeline(cfg.model.encoder, cfg.model.threads, models)
+        key_file = find_key_file(cfg.template.key_file)
+        key = read_key(key_file) if key_file else None
+        self.template = load_template(cfg.state_path(cfg.template.path), self.pipeline.model_sha256, key)
+        card = self.pipeline.encoder_card
+        self.matcher = Matcher(self.template.reference, self.template.metric, card.threshold(cfg.model.fmr), cfg.model.fmr)
+        self.store = StateStore(cfg.state_path("lockout.json"), cfg.policy.backoff_s)
+        self.policy = DoorPolicy(cfg.policy, self.store.load(), self.store.save)
+        self.actuator = make_actuator(cfg.actuator)
+        self.audit = AuditLog(cfg.state_dir, cfg.audit.max_bytes, cfg.audit.backups, cfg.audit.save_snapshots,
+                              cfg.audit.snapshot_max_count, cfg.audit.snapshot_max_age_days)
+
+    def judge(self, frame) -> FrameResult:
+        """Faces and the largest face's match; any error -> no faces judged as a match."""
+        try:
+            found = self.pipeline.analyze(frame.rgb)
+            boxes = [tuple(float(v) for v in r.face.box) for r in found]
+            if not found or found[0].embedding is None:
+                return FrameResult(frame.t, boxes)
+            m = self.matcher.compare(found[0].embedding)
+            return FrameResult(frame.t, boxes, m.is_match, m.distance)
+        except Exception:  # fail secure, keep running
+            log.exception("error while judging frame %d; treated as no match", frame.index)
+            return FrameResult(frame.t, [], False, None)
+
+    def close(self) -> None:
+        self.actuator.close()
+
+
+def run(config_path: str | None, stop: threading.Event | None = None, notifier: Notifier | None = None,
+        max_frames: int | None = None) -> int:
+    """The daemon loop.  Returns the exit status."""
+    stop = stop or threading.Event()
+    reload = threading.Event()
+    notifier = notifier or Notifier()
+    load = (lambda: config_mod.load(config_path)) if config_path else config_mod.Config
+    cfg = load()
+    door = Door(cfg)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: reload.set())
+    camera = make_source(cfg.camera, stop)
+    log.info("facelatch running: encoder %s, FMR %g (threshold %.4f), camera %s %s, actuator %s",
+             door.pipeline.encoder_card.data["name"], cfg.model.fmr, door.matcher.threshold, cfg.camera.source,
+             cfg.camera.device, cfg.actuator.kind)
+    notifier.ready(f"watching ({cfg.camera.source} {cfg.camera.device})")
+    wd = watchdog_interval()
+    last_wd = 0.0
+    frames = 0
+    try:
+        while not stop.is_set():
+            if reload.is_set():
+                reload.clear()
+                notifier.reloading()
+                try:
+                    new_cfg = load()
+                    new_door = Door(new_cfg, door.pipeline if new_cfg.model == cfg.model else None)
+                    new_door.policy.attempt = None
+                    door.close()
+                    if new_cfg.camera != cfg.camera:
+                        camera.close()
+                        camera = make_source(new_cfg.camera, stop)
+                    cfg, door = new_cfg, new_door
+                    log.info("reloaded configuration and template")
+                except FacelatchError as e:
+                    log.error("reload failed, keeping the running configuration: %s", e)
+                notifier.ready("reloaded")
+            frame = camera.read()
+            now = time.monotonic()
+            if wd is None or now - last_wd >= wd:
+                notifier.watchdog()
+                last_wd = now
+            if frame is None:
+                if not stop.is_set():
+                    log.info("camera source ended")
+                break
+            frames += 1
+            result = door.judge(frame)
+            for d in door.policy.observe(result, frame.wall):
+                record = {"decision": d.kind, "reason": d.reason, "best_distance": d.best_distance,
+                          "threshold": door.matcher.threshold, "fmr": door.matcher.fmr, "frames": d.frames,
+                          "matching_frames": d.matches, "face_px": d.face_px, "live_score": d.live_score,
+                          "failed_attempts": d.failed_attempts, "backoff_until": d.backoff_until,
+                          "model_sha256": door.pipeline.model_sha256}
+                if d.kind == "unlock":
+                    try:
+                        record.update(door.actuator.unlock())
+                    except Exception as e:  # the lock did not open; say so
+                        log.exception("actuator failed")
+                        record["actuator_error"] = str(e)
+                door.audit.write(record, frame.rgb)
+                notifier.status(f"last decision: {d.kind} ({d.reason}) at {time.strftime('%H:%M:%S')}")
+            if max_frames is not None and frames >= max_frames:
+                break
+    finally:
+        notifier.stopping()
+        camera.close()
+        door.close()
+    log.info("stopped after %d frames", frames)
+    return 0

@@ -1,0 +1,190 @@
+"""The door's decision policy — the one file to read to know when the door opens.
+
+Vocabulary
+- *frame*: one camera image, reduced by the pipeline to the faces in it and, for
+  the largest face big enough to judge, whether it matches the enrolled template
+  at the configured false-match rate (and, when liveness is on, whether it is live).
+- *attempt*: a run of frames of ONE tracked face (followed by box overlap).  It is
+  accepted when at least ``k`` of its last ``n`` frames match (and are live).  It
+  fails when it times out, or when the face leaves after ``n`` or more judged frames
+  without being accepted.  A face that leaves sooner is *abandoned* (not counted).
+
+Rules, in order, for every frame:
+1. Backoff: after ``max_failed_attempts`` failed attempts in a row the door ignores
+   faces until the backoff deadline (``backoff_s``, doubling with each further
+   lockout, at most ``backoff_max_s``).  Counter and deadline are persisted so a
+   restart does not reset them.
+2. Cooldown: for ``unlock_cooldown_s`` after an unlock, faces are ignored.
+3. Faces smaller than ``min_face_px`` are ignored; no face left -> no attempt (the
+   current attempt ends once the face has been gone for ``lost_after_s``).
+4. More than one face in view -> deny at once (tailgating), unless
+   ``multiple_faces = "largest"``; such a deny is recorded but not counted as a
+   failed attempt.
+5. Accept -> unlock, reset the failure counter, start the cooldown.
+Anything that goes wrong in the pipeline reaches this file as "no match": the
+policy can only unlock on positive evidence (fail-secure).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .geometry import iou
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    k: int = 3
+    n: int = 5
+    min_face_px: float = 80.0
+    multiple_faces: str = "deny"  # or "largest"
+    attempt_timeout_s: float = 5.0
+    lost_after_s: float = 1.0
+    track_iou: float = 0.3
+    max_failed_attempts: int = 5
+    backoff_s: float = 30.0
+    backoff_max_s: float = 600.0
+    unlock_cooldown_s: float = 5.0
+
+
+@dataclass
+class FrameResult:
+    """What the pipeline says about one frame."""
+
+    t: float  # seconds (monotonic within a run, wall-clock for persisted deadlines is separate)
+    boxes: list  # (x, y, w, h) of every face found
+    match: bool = False  # the largest face matches the template
+    distance: float | None = None
+    live: bool | None = None  # None: liveness off
+    live_score: float | None = None
+
+
+@dataclass
+class Decision:
+    """One audited outcome."""
+
+    kind: str  # "unlock" | "deny" | "locked_out"
+    reason: str
+    frames: int = 0
+    matches: int = 0
+    best_distance: float | None = None
+    face_px: float | None = None
+    live_score: float | None = None
+    failed_attempts: int = 0
+    backoff_until: float | None = None  # wall clock
+
+
+@dataclass
+class LockoutState:
+    """Persisted between runs (see edge.state)."""
+
+    failed_attempts: int = 0
+    lockouts: int = 0
+    backoff_until: float = 0.0  # wall-clock seconds
+
+
+@dataclass
+class _Attempt:
+    box: np.ndarray
+    started: float
+    last_seen: float
+    window: deque = field(default_factory=deque)
+    frames: int = 0
+    best_distance: float | None = None
+    face_px: float = 0.0
+    live_score: float | None = None
+
+
+def _corners(box) -> np.ndarray:
+    x, y, w, h = box
+    return np.array([x, y, x + w, y + h], float)
+
+
+class DoorPolicy:
+    """``observe(frame, wall_time) -> [Decision]``; ``save`` is called with the
+    LockoutState whenever it changes."""
+
+    def __init__(self, config: PolicyConfig, state: LockoutState | None = None, save=lambda s: None):
+        if not 1 <= config.k <= config.n:
+            raise ValueError("policy needs 1 <= k <= n")
+        self.c = config
+        self.state = state or LockoutState()
+        self._save = save
+        self.attempt: _Attempt | None = None
+        self.cooldown_until = -np.inf  # monotonic
+        self._locked_reported = False
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _end_attempt(self, reason: str, wall: float) -> list[Decision]:
+        a, self.attempt = self.attempt, None
+        if a is None or a.frames < self.c.n:
+            return []  # abandoned: too short to judge
+        return [self._fail(a, reason, wall)]
+
+    def _fail(self, a: _Attempt, reason: str, wall: float) -> Decision:
+        s = self.state
+        s.failed_attempts += 1
+        if s.failed_attempts >= self.c.max_failed_attempts:
+            s.lockouts += 1
+            s.backoff_until = wall + min(self.c.backoff_s * 2 ** (s.lockouts - 1), self.c.backoff_max_s)
+            s.failed_attempts = 0
+            self._locked_reported = False
+        self._save(s)
+        return Decision("deny", reason, a.frames, sum(a.window), a.best_distance, a.face_px, a.live_score,
+                        s.failed_attempts, s.backoff_until if s.backoff_until > wall else None)
+
+    # -- the rule ------------------------------------------------------------------
+
+    def observe(self, f: FrameResult, wall: float) -> list[Decision]:
+        c, out = self.c, []
+        if wall < self.state.backoff_until:  # 1. backoff
+            self.attempt = None
+            if not self._locked_reported and f.boxes:
+                self._locked_reported = True
+                return [Decision("locked_out", "too many failed attempts", backoff_until=self.state.backoff_until,
+                                 failed_attempts=self.state.failed_attempts)]
+            return []
+        if f.t < self.cooldown_until:  # 2. cooldown
+            self.attempt = None
+            return []
+        boxes = [b for b in f.boxes if max(b[2], b[3]) >= c.min_face_px]  # 3. size
+        if not boxes:
+            if self.attempt is not None and f.t - self.attempt.last_seen > c.lost_after_s:
+                out += self._end_attempt("face left before acceptance", wall)
+            return out
+        if len(boxes) > 1 and c.multiple_faces == "deny":  # 4. tailgating
+            self.attempt = None
+            return [Decision("deny", f"{len(boxes)} faces in view", face_px=float(max(max(b[2], b[3]) for b in boxes)))]
+        box = _corners(max(boxes, key=lambda b: b[2] * b[3]))
+        a = self.attempt
+        if a is not None and iou(a.box, box[None])[0] < c.track_iou:  # another face: a new attempt
+            out += self._end_attempt("face changed", wall)
+            a = None
+        if a is None:
+            a = self.attempt = _Attempt(box, f.t, f.t, deque(maxlen=c.n))
+        a.box, a.last_seen = box, f.t
+        ok = bool(f.match) and (f.live is None or bool(f.live))
+        a.window.append(ok)
+        a.frames += 1
+        a.face_px = float(max(box[2] - box[0], box[3] - box[1]))
+        if f.distance is not None and (a.best_distance is None or f.distance < a.best_distance):
+            a.best_distance = f.distance
+        if f.live_score is not None:
+            a.live_score = f.live_score
+        if sum(a.window) >= c.k:  # 5. accept
+            self.attempt = None
+            self.cooldown_until = f.t + c.unlock_cooldown_s
+            if self.state.failed_attempts:
+                self.state.failed_attempts = 0
+            self.state.lockouts = 0
+            self._save(self.state)
+            return out + [Decision("unlock", f"{sum(a.window)} of the last {len(a.window)} frames matched",
+                                   a.frames, sum(a.window), a.best_distance, a.face_px, a.live_score)]
+        if f.t - a.started > c.attempt_timeout_s:
+            self.attempt = None
+            return out + [self._fail(a, "attempt timed out", wall)]
+        return out

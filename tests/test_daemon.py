@@ -1,0 +1,256 @@
+"""The real door loop on real faces: image sequences built from the bundled photos."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import DEMO, ROOT
+from frames import crops, frame, write_sequence
+
+from edge import config as config_mod
+from edge.camera import CameraError, ImageFolder
+from edge.daemon import run
+from edge.errors import FacelatchError
+from edge.systemd import Notifier
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return crops()
+
+
+@pytest.fixture(scope="module")
+def enrolled(tmp_path_factory):
+    """A state dir with a template enrolled from the two enrollment photos."""
+    state = tmp_path_factory.mktemp("enrolled")
+    from edge.pipeline import FacePipeline, read_image
+    from edge.template import Template
+
+    pipe = FacePipeline()
+    emb = [pipe.analyze(read_image(DEMO / "enroll" / n))[0].embedding for n in ("obama.jpg", "obama2.jpg")]
+    Template(pipe.model_sha256, np.stack(emb), "cosine").save(state / "template.json")
+    return state
+
+
+def setup_door(tmp_path, enrolled, frames, **policy):
+    state = tmp_path / "state"
+    shutil.copytree(enrolled, state, dirs_exist_ok=True)
+    seq = write_sequence(tmp_path / "frames", frames)
+    pol = "".join(f"{k} = {json.dumps(v)}\n" for k, v in policy.items())
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'state_dir = "{state}"\n[camera]\nsource = "images"\ndevice = "{seq}"\npace = false\n'
+                   f'[policy]\n{pol}')
+    return cfg, state
+
+
+def audit(state):
+    p = state / "audit.jsonl"
+    return [json.loads(l) for l in p.read_text().splitlines()] if p.exists() else []
+
+
+def decisions(state, kind):
+    return [a for a in audit(state) if a["decision"] == kind]
+
+
+def test_enrolled_person_unlocks_exactly_once(tmp_path, enrolled, faces):
+    frames = [frame()] * 3 + [frame(faces["obama"])] * 10 + [frame()] * 3 + [frame(faces["obama"])] * 5
+    cfg, state = setup_door(tmp_path, enrolled, frames)
+    assert run(str(cfg)) == 0
+    unlocks = decisions(state, "unlock")
+    assert len(unlocks) == 1  # the second appearance is within the 5 s cooldown
+    u = unlocks[0]
+    assert u["frames"] >= 3 and u["matching_frames"] >= 3 and u["best_distance"] <= u["threshold"]
+    assert u["fmr"] == 1e-4 and len(u["model_sha256"]) == 64 and u["face_px"] > 80
+
+
+def test_stranger_never_unlocks(tmp_path, enrolled, faces):
+    frames = [frame(faces["biden"])] * 40 + [frame(faces["hanks"])] * 40
+    cfg, state = setup_door(tmp_path, enrolled, frames, attempt_timeout_s=1.0)
+    run(str(cfg))
+    assert decisions(state, "unlock") == []
+    denies = decisions(state, "deny")
+    assert len(denies) >= 2 and all(d["best_distance"] > d["threshold"] for d in denies)
+
+
+def test_two_faces_deny_even_with_the_enrolled_person(tmp_path, enrolled, faces):
+    frames = [frame(faces["obama"], faces["biden"])] * 8
+    cfg, state = setup_door(tmp_path, enrolled, frames)
+    run(str(cfg))
+    assert decisions(state, "unlock") == []
+    assert decisions(state, "deny") and all("2 faces" in d["reason"] for d in decisions(state, "deny"))
+
+
+def test_no_face_no_attempt(tmp_path, enrolled):
+    cfg, state = setup_door(tmp_path, enrolled, [frame()] * 20)
+    run(str(cfg))
+    assert audit(state) == []
+
+
+def test_small_faces_are_ignored(tmp_path, enrolled, faces):
+    cfg, state = setup_door(tmp_path, enrolled, [frame(faces["obama"])] * 8, min_face_px=200.0)
+    run(str(cfg))
+    assert audit(state) == []
+
+
+def test_lockout_persists_across_restart(tmp_path, enrolled, faces):
+    stranger = [frame(faces["biden"])] * 40  # attempts of 1 s at 15 fps -> 2 failures
+    cfg, state = setup_door(tmp_path, enrolled, stranger, attempt_timeout_s=1.0, max_failed_attempts=2)
+    run(str(cfg))
+    lock = json.loads((state / "lockout.json").read_text())
+    assert lock["backoff_until"] > time.time() + 20 and lock["lockouts"] == 1
+    # restart: the enrolled person now comes, but the backoff still holds
+    write_sequence(tmp_path / "frames", [frame(faces["obama"])] * 10)
+    for p in sorted((tmp_path / "frames").glob("*.jpg"))[10:]:
+        p.unlink()
+    run(str(cfg))
+    assert decisions(state, "unlock") == []
+    assert decisions(state, "locked_out")
+
+
+def test_camera_that_dies_mid_stream_is_reopened(tmp_path, enrolled, faces, monkeypatch):
+    frames = [frame()] * 4 + [frame(faces["obama"])] * 8
+    cfg, state = setup_door(tmp_path, enrolled, frames)
+    real_read, opens, failed = ImageFolder.read, [], []
+
+    def flaky_read(self):
+        if self.index == 3 and not failed:
+            failed.append(1)
+            raise CameraError("USB camera vanished")
+        return real_read(self)
+
+    real_open = ImageFolder.open
+    monkeypatch.setattr(ImageFolder, "read", flaky_read)
+    monkeypatch.setattr(ImageFolder, "open", lambda self: (opens.append(1), real_open(self))[1])
+    text = cfg.read_text().replace("[camera]\n", "[camera]\nreopen_backoff_s = 0.05\n")
+    cfg.write_text(text)
+    run(str(cfg))
+    assert failed and len(opens) == 2  # reopened once
+    assert len(decisions(state, "unlock")) == 1  # and kept working
+
+
+def test_notify_messages_arrive_on_the_socket(tmp_path, enrolled, faces):
+    cfg, state = setup_door(tmp_path, enrolled, [frame(faces["obama"])] * 6)
+    sock_path = str(tmp_path / "notify.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(sock_path)
+    server.settimeout(5)
+    run(str(cfg), notifier=Notifier(sock_path))
+    messages = []
+    server.settimeout(0.2)
+    try:
+        while True:
+            messages += server.recv(4096).decode().split("\n")
+    except socket.timeout:
+        pass
+    assert messages[0] == "READY=1"
+    assert "WATCHDOG=1" in messages
+    assert any(m.startswith("STATUS=last decision: unlock") for m in messages)
+    assert messages[-1] == "STOPPING=1"
+
+
+def _start_daemon(tmp_path, cfg):
+    sock_path = str(tmp_path / "n.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(sock_path)
+    server.settimeout(30)
+    env = {**os.environ, "NOTIFY_SOCKET": sock_path, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(cfg)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while "READY=1" not in server.recv(4096).decode():
+        pass
+    return proc, server
+
+
+def test_sigterm_exits_cleanly_within_two_seconds(tmp_path, enrolled, faces):
+    cfg, state = setup_door(tmp_path, enrolled, [frame(faces["obama"]), frame()])
+    cfg.write_text(cfg.read_text().replace("pace = false", "pace = true\nloop = true"))
+    proc, server = _start_daemon(tmp_path, cfg)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=10)
+    assert rc == 0 and time.monotonic() - t0 < 2.0
+    assert "Traceback" not in proc.stderr.read()
+
+
+def test_sighup_reloads_config_and_template(tmp_path, enrolled, faces):
+    cfg, state = setup_door(tmp_path, enrolled, [frame()])
+    cfg.write_text(cfg.read_text().replace("pace = false", "pace = true\nloop = true"))
+    proc, server = _start_daemon(tmp_path, cfg)
+    try:
+        cfg.write_text(cfg.read_text().replace("[policy]\n", "[policy]\nk = 2\n"))
+        proc.send_signal(signal.SIGHUP)
+        got = ""
+        while "READY=1" not in got:
+            got = server.recv(4096).decode()
+            assert "RELOADING=1" in got or "READY=1" in got or "WATCHDOG" in got or "STATUS" in got
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    assert "reloaded configuration and template" in proc.stderr.read()
+
+
+def test_config_errors_are_listed_one_per_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('colour = "red"\n[camera]\nfps = "fast"\n[policy]\nk = 9\nn = 5\nbackoff_s = 5\n'
+                   '[actuator]\nkind = "laser"\n')
+    with pytest.raises(FacelatchError) as e:
+        config_mod.load(bad)
+    lines = str(e.value).splitlines()[1:]
+    assert any("colour" in l and "unknown" in l for l in lines)
+    assert any("camera.fps" in l and "expected float" in l for l in lines)
+    assert any("policy.backoff_s" in l and "out of range" in l for l in lines)
+    assert any("policy.k (9)" in l for l in lines)
+    assert any("actuator.kind" in l and "laser" in l for l in lines)
+
+
+def test_example_config_is_the_defaults():
+    from importlib import resources
+    import tomllib
+
+    data = tomllib.loads((resources.files("edge") / "facelatch.example.toml").read_text())
+    assert config_mod.parse(data) == config_mod.Config()
+
+
+def test_missing_template_is_a_clear_error(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'state_dir = "{tmp_path}"\n')
+    r = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(cfg)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "enroll first" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_command_actuator_runs_argv_and_logs_exit_code(tmp_path, enrolled, faces):
+    marker = tmp_path / "opened"
+    cfg, state = setup_door(tmp_path, enrolled, [frame(faces["obama"])] * 6)
+    cfg.write_text(cfg.read_text() + f'[actuator]\nkind = "command"\ncommand = ["touch", "{marker}"]\n')
+    run(str(cfg))
+    assert marker.exists()
+    assert decisions(state, "unlock")[0]["exit_code"] == 0
+
+
+def test_systemd_unit_verifies(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze not installed")
+    unit = (ROOT / "systemd" / "facelatch.service").read_text()
+    exe = Path(sys.executable).parent / "facelatch"
+    exe = exe if exe.exists() else Path(sys.executable)
+    unit = unit.replace("/opt/facelatch/venv/bin/facelatch", str(exe))
+    for needed in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "User=facelatch", "StateDirectory=",
+                   "ConfigurationDirectory=", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes",
+                   "PrivateTmp=yes", "DeviceAllow=", "SupplementaryGroups=", "LoadCredential="):
+        assert needed in unit
+    (tmp_path / "facelatch.service").write_text(unit)
+    r = subprocess.run([analyze, "verify", str(tmp_path / "facelatch.service")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
