@@ -69,8 +69,9 @@ class Door:
 
 
 def run(config_path: str | None, stop: threading.Event | None = None, notifier: Notifier | None = None,
-        max_frames: int | None = None) -> int:
-    """The daemon loop.  Returns the exit status."""
+        max_frames: int | None = None, on_frame=None) -> int:
+    """The daemon loop.  Returns the exit status.  ``on_frame(count)`` (benchmarks)
+    is called after every frame."""
     stop = stop or threading.Event()
     reload = threading.Event()
     notifier = notifier or Notifier()
@@ -132,6 +133,8 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
                         record["actuator_error"] = str(e)
                 door.audit.write(record, frame.rgb)
                 notifier.status(f"last decision: {d.kind} ({d.reason}) at {time.strftime('%H:%M:%S')}")
+            if on_frame is not None:
+                on_frame(frames)
             if max_frames is not None and frames >= max_frames:
                 break
     finally:

@@ -18,8 +18,8 @@ Rules, in order, for every frame:
 3. Faces smaller than ``min_face_px`` are ignored; no face left -> no attempt (the
    current attempt ends once the face has been gone for ``lost_after_s``).
 4. More than one face in view -> deny at once (tailgating), unless
-   ``multiple_faces = "largest"``; such a deny is recorded but not counted as a
-   failed attempt.
+   ``multiple_faces = "largest"``; such a deny is recorded once per crowded
+   scene (not every frame) and not counted as a failed attempt.
 5. Accept -> unlock, reset the failure counter, start the cooldown.
 Anything that goes wrong in the pipeline reaches this file as "no match": the
 policy can only unlock on positive evidence (fail-secure).
@@ -116,6 +116,7 @@ class DoorPolicy:
         self.attempt: _Attempt | None = None
         self.cooldown_until = -np.inf  # monotonic
         self._locked_reported = False
+        self._crowded = False  # a multiple-faces deny was already recorded for this scene
 
     # -- helpers -------------------------------------------------------------------
 
@@ -152,12 +153,17 @@ class DoorPolicy:
             self.attempt = None
             return []
         boxes = [b for b in f.boxes if max(b[2], b[3]) >= c.min_face_px]  # 3. size
+        if len(boxes) <= 1:
+            self._crowded = False
         if not boxes:
             if self.attempt is not None and f.t - self.attempt.last_seen > c.lost_after_s:
                 out += self._end_attempt("face left before acceptance", wall)
             return out
         if len(boxes) > 1 and c.multiple_faces == "deny":  # 4. tailgating
             self.attempt = None
+            if self._crowded:
+                return []
+            self._crowded = True
             return [Decision("deny", f"{len(boxes)} faces in view", face_px=float(max(max(b[2], b[3]) for b in boxes)))]
         box = _corners(max(boxes, key=lambda b: b[2] * b[3]))
         a = self.attempt

@@ -1,0 +1,64 @@
+"""The decision policy on its own (pure logic, synthetic frame results)."""
+
+from edge.policy import DoorPolicy, FrameResult, LockoutState, PolicyConfig
+
+FACE = (100.0, 100.0, 120.0, 120.0)
+OTHER = (400.0, 100.0, 110.0, 110.0)
+
+
+def feed(policy, frames, t0=0.0, wall0=1000.0, fps=15.0):
+    out = []
+    for i, (boxes, match) in enumerate(frames):
+        out += policy.observe(FrameResult(t0 + i / fps, boxes, match, 0.03 if match else 0.2), wall0 + i / fps)
+    return out
+
+
+def test_k_of_n():
+    p = DoorPolicy(PolicyConfig(k=3, n=5))
+    d = feed(p, [([FACE], m) for m in (True, False, True, False, True)])
+    assert [x.kind for x in d] == ["unlock"] and d[0].matches == 3
+
+
+def test_crowd_deny_is_recorded_once_per_scene():
+    p = DoorPolicy(PolicyConfig())
+    d = feed(p, [([FACE, OTHER], True)] * 10 + [([], False)] * 2 + [([FACE, OTHER], True)] * 3)
+    assert [x.kind for x in d] == ["deny", "deny"]
+
+
+def test_failed_attempts_lock_out_with_doubling_backoff_and_persist():
+    saved = []
+    cfg = PolicyConfig(attempt_timeout_s=1.0, max_failed_attempts=2, backoff_s=30, backoff_max_s=100)
+    p = DoorPolicy(cfg, save=lambda s: saved.append((s.failed_attempts, s.lockouts, s.backoff_until)))
+    d = feed(p, [([FACE], False)] * 40)  # two 1-s attempts fail, then the door reports the lockout
+    assert [x.kind for x in d] == ["deny", "deny", "locked_out"]
+    assert p.state.lockouts == 1 and 1020 < p.state.backoff_until < 1040 and saved
+    # a restart with the persisted state keeps the door locked, then doubles the next backoff
+    q = DoorPolicy(cfg, LockoutState(0, 1, p.state.backoff_until))
+    assert [x.kind for x in feed(q, [([FACE], True)] * 5, wall0=1010)] == ["locked_out"]
+    d = feed(q, [([FACE], False)] * 40, t0=100, wall0=2000)
+    assert q.state.lockouts == 2 and q.state.backoff_until - 2000 > 55  # 60 s = 30 * 2
+
+
+def test_backoff_is_capped():
+    cfg = PolicyConfig(attempt_timeout_s=1.0, max_failed_attempts=1, backoff_s=30, backoff_max_s=45)
+    p = DoorPolicy(cfg, LockoutState(0, 5, 0.0))
+    feed(p, [([FACE], False)] * 20)
+    assert p.state.lockouts == 6 and 45 <= p.state.backoff_until - 1000 <= 47  # failure at ~1001 s + 45 s cap
+
+
+def test_cooldown_after_unlock_and_success_resets_failures():
+    p = DoorPolicy(PolicyConfig(unlock_cooldown_s=5.0), LockoutState(3, 0, 0.0))
+    d = feed(p, [([FACE], True)] * 30)
+    assert [x.kind for x in d] == ["unlock"] and p.state.failed_attempts == 0
+
+
+def test_face_that_leaves_early_is_abandoned_not_failed():
+    p = DoorPolicy(PolicyConfig(n=5, lost_after_s=0.2))
+    d = feed(p, [([FACE], False)] * 3 + [([], False)] * 10)
+    assert d == [] and p.state.failed_attempts == 0
+
+
+def test_liveness_gates_matches():
+    p = DoorPolicy(PolicyConfig(k=3, n=5))
+    frames = [FrameResult(i / 15, [FACE], True, 0.03, live=False, live_score=0.1) for i in range(5)]
+    assert not [x for f in frames for x in p.observe(f, 1000.0) if x.kind == "unlock"]
