@@ -187,6 +187,121 @@ def cmd_train(args) -> None:
     print(f"wrote {out / 'export.keras'} (batch 1, from {best.name}); best validation {state['best']}")
 
 
+def cmd_train_liveness(args) -> int:
+    import numpy as np
+
+    from .card import write_json_atomic
+    from .liveness_data import CONTEXT, SIZE, nuaa
+    from .liveness_train import apcer_bpcer, scores, threshold_for_bpcer, train_liveness
+    from .quantize import to_tflite
+    from edge.runtime import TFLiteModel, sha256_file
+
+    data = nuaa(args.nuaa, Path(args.cache))
+    split = {name: {int(x) for x in subjects.split(",")} for name, subjects in
+             (("train", args.train_subjects), ("tune", args.tune_subjects), ("test", args.test_subjects))}
+    if split["train"] & split["tune"] or split["train"] & split["test"] or split["tune"] & split["test"]:
+        raise SystemExit("train, tune and test subjects must not overlap")
+    sets = {k: data.select(np.isin(data.subject, sorted(v))) for k, v in split.items()}
+    for k, v in sets.items():
+        print(f"{k}: subjects {sorted(split[k])}, {int(v.live.sum())} live, {int((1 - v.live).sum())} attack")
+    model = train_liveness(sets["train"], epochs=args.epochs, seed=args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rep = sets["train"].crops[np.random.default_rng(0).choice(len(sets["train"].crops), 300, replace=False)]
+    out.write_bytes(to_tflite(model, rep))
+    tfl = TFLiteModel(out)
+    int8 = lambda crops: 1 / (1 + np.exp(-np.array(  # noqa: E731
+        [tfl.run(c[None].astype(np.float32))[0].reshape(-1)[0] for c in crops])))
+
+    results, curves = {}, {}
+    for name, fn in (("facelatch (float)", lambda c: scores(model, c)), ("facelatch (int8, shipped)", int8)):
+        tune, test = sets["tune"], sets["test"]
+        st, ss = fn(tune.crops), fn(test.crops)
+        thr = threshold_for_bpcer(st[tune.live == 1], args.bpcer)
+        apcer, bpcer = apcer_bpcer(ss[test.live == 1], ss[test.live == 0], thr)
+        results[name] = {"threshold": thr, "test_apcer": apcer, "test_bpcer": bpcer}
+        curves[name] = (ss[test.live == 1], ss[test.live == 0])
+        print(f"{name}: threshold {thr:.4f} (tune BPCER <= {args.bpcer:.0%}); test APCER {apcer:.2%}, BPCER {bpcer:.2%}")
+    if args.minifasnet:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+        import minifasnet
+        from edge.pipeline import read_image
+
+        ref = minifasnet.load(args.minifasnet)
+        for k in ("tune", "test"):
+            s = sets[k]
+            s.mf = minifasnet.live_scores(ref, [read_image(p) for p in s.paths], s.boxes)
+        thr = threshold_for_bpcer(sets["tune"].mf[sets["tune"].live == 1], args.bpcer)
+        t = sets["test"]
+        apcer, bpcer = apcer_bpcer(t.mf[t.live == 1], t.mf[t.live == 0], thr)
+        results["MiniFASNetV2 (baseline, float)"] = {"threshold": thr, "test_apcer": apcer, "test_bpcer": bpcer}
+        curves["MiniFASNetV2 (baseline)"] = (t.mf[t.live == 1], t.mf[t.live == 0])
+        print(f"MiniFASNetV2 baseline: threshold {thr:.4f}; test APCER {apcer:.2%}, BPCER {bpcer:.2%}")
+        fuse_t = (int8(sets["tune"].crops) + sets["tune"].mf) / 2
+        fuse_s = (int8(t.crops) + t.mf) / 2
+        thr = threshold_for_bpcer(fuse_t[sets["tune"].live == 1], args.bpcer)
+        apcer, bpcer = apcer_bpcer(fuse_s[t.live == 1], fuse_s[t.live == 0], thr)
+        results["fusion: mean(facelatch int8, MiniFASNetV2)"] = {"threshold": thr, "test_apcer": apcer,
+                                                                 "test_bpcer": bpcer}
+        curves["fusion (mean)"] = (fuse_s[t.live == 1], fuse_s[t.live == 0])
+        print(f"fusion: threshold {thr:.4f}; test APCER {apcer:.2%}, BPCER {bpcer:.2%}")
+    if args.plots:
+        det_plot(curves, Path(args.plots) / "liveness_det.png")
+        print(f"wrote {Path(args.plots) / 'liveness_det.png'}")
+    shipped = results["facelatch (int8, shipped)"]
+    card = {
+        "kind": "liveness", "name": out.stem, "sha256": sha256_file(out),
+        "description": "Presentation-attack (printed photo) detector trained by facelatch on NUAA.",
+        "input": {"size": SIZE, "colour": "RGB", "dtype": "uint8", "normalization": "none: pixels 0..255"},
+        "crop": {"size": SIZE, "context": CONTEXT,
+                 "definition": "square crop centred on the face detector's box, side context x max(w, h), black "
+                               "outside the image, resized to size x size (edge.liveness.liveness_crop)"},
+        "output": "logit; P(live) = sigmoid(logit)",
+        "threshold": {"live_score": round(shipped["threshold"], 4),
+                      "chosen_for": f"BPCER <= {args.bpcer:.0%} on the tune subjects"},
+        "evaluation": {"protocol": "NUAA Photograph Imposter database, official TRAINING part only, split by subject",
+                       "subjects": {k: sorted(v) for k, v in split.items()},
+                       "counts": {k: {"live": int(v.live.sum()), "attack": int((1 - v.live).sum())}
+                                  for k, v in sets.items()},
+                       "results_on_test_subjects": results,
+                       "untested": "NUAA has printed photos only: screen replays, video, masks and cut-outs are "
+                                   "not measured"},
+        "training": {"epochs": args.epochs, "seed": args.seed, "data": "NUAA training part, train subjects only",
+                     "augmentation": "flip, rotation ±8°, zoom ±10 %, shift, blur, brightness/contrast/colour, noise"},
+        "provenance": {"weights": "trained from scratch by facelatch-convert train-liveness",
+                       "data_terms": "NUAA Photograph Imposter database: research use (Tan et al., ECCV 2010); "
+                                     "no image ships",
+                       "licence": "weights: the facelatch project's own (MIT)"},
+    }
+    write_json_atomic(out.with_suffix(".json"), card)
+    print(f"wrote {out} and its card")
+    return 0
+
+
+def det_plot(curves: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, (live, attack) in curves.items():
+        t = np.unique(np.concatenate([live, attack]))
+        apcer = np.array([np.mean(attack >= x) for x in t])
+        bpcer = np.array([np.mean(live < x) for x in t])
+        ax.plot(np.clip(apcer, 1e-3, 1), np.clip(bpcer, 1e-3, 1), label=name)
+    ax.set(xscale="log", yscale="log", xlabel="APCER (attacks accepted)", ylabel="BPCER (live rejected)",
+           title="Liveness DET — NUAA test subjects (printed photos)")
+    ax.axhline(0.05, color="k", ls=":", lw=1)
+    ax.axvline(0.07, color="k", ls=":", lw=1)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="facelatch-convert", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -240,6 +355,20 @@ def main(argv=None) -> int:
     s.add_argument("--width", type=int, default=16, help="from-scratch encoder width")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("train-liveness", help="train the liveness model on NUAA, subject-disjoint, and measure it")
+    s.add_argument("--nuaa", required=True, help="NUAA root with real/ and attack/")
+    s.add_argument("--train-subjects", default="1,2,3,4,5")
+    s.add_argument("--tune-subjects", default="6,7", help="threshold chosen here")
+    s.add_argument("--test-subjects", default="8,9", help="figures reported here")
+    s.add_argument("--bpcer", type=float, default=0.05, help="BPCER the threshold is chosen for (default 0.05)")
+    s.add_argument("--epochs", type=int, default=12)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--minifasnet", help="MiniFASNetV2 .pth: score it on the same split as the baseline (needs torch)")
+    s.add_argument("--plots", help="folder for liveness_det.png")
+    s.add_argument("--cache", default="build/chips")
+    s.add_argument("-o", "--out", required=True, help="output .tflite (card next to it)")
+    s.set_defaults(func=cmd_train_liveness)
 
     s = sub.add_parser("evaluate", help="LFW 10-fold through the device pipeline; FMR thresholds for the card")
     s.add_argument("model", help="encoder card (.json, for its .tflite) or a .keras model")

@@ -43,7 +43,8 @@ def calibration_chips(images: list[Path], aligner: Aligner, count: int, seed: in
 
 def to_tflite(model, chips: np.ndarray | None) -> bytes:
     """Float TFLite when ``chips`` is None, else full-int8 (int8 weights and
-    activations, uint8 input, int8 output) calibrated on ``chips``."""
+    activations, uint8 input, int8 output) calibrated on ``chips`` (any one-input
+    model: encoders and the liveness net)."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)

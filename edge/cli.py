@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .decision import DEFAULT_FMR, Matcher, distance
 from .errors import FacelatchError
-from .pipeline import DEFAULT_ENCODER, FacePipeline, read_image
+from .pipeline import DEFAULT_ENCODER, DEFAULT_LIVENESS, FacePipeline, read_image
 from .template import Template, default_template_path, load_template
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -29,8 +29,9 @@ def _expand(paths: list[str]) -> list[Path]:
     return out
 
 
-def _pipeline(args) -> FacePipeline:
-    return FacePipeline(args.encoder, threads=args.threads)
+def _pipeline(args, liveness: bool = False) -> FacePipeline:
+    return FacePipeline(args.encoder, threads=args.threads,
+                        liveness=DEFAULT_LIVENESS if liveness and not args.no_liveness else None)
 
 
 def _one_face(pipe: FacePipeline, path: Path):
@@ -155,7 +156,7 @@ def _fmr(args) -> float:
 
 def cmd_verify(args) -> int:
     fmr = _fmr(args)
-    pipe = _pipeline(args)
+    pipe = _pipeline(args, liveness=True)
     template = load_template(_template_path(args), pipe.model_sha256, _key(args))
     matcher = Matcher(template.reference, template.metric, pipe.encoder_card.threshold(fmr), fmr)
     images = [(p, read_image(p)) for p in map(Path, args.images)]  # fail on a bad file before printing anything
@@ -168,12 +169,18 @@ def cmd_verify(args) -> int:
             m = matcher.compare(found[0].embedding)
             rec = {"path": str(path), "faces": len(found), "decision": "match" if m.is_match else "no match",
                    "distance": round(m.distance, 4), "threshold": round(m.threshold, 4), "fmr": fmr}
+            if pipe.liveness is not None:
+                score = found[0].live_score
+                rec.update(live_score=round(score, 4), live=pipe.liveness.is_live(score),
+                           live_threshold=round(pipe.liveness.threshold, 4))
         if args.json:
             print(json.dumps(rec))
         else:
             dist = "" if rec["distance"] is None else f"  distance {rec['distance']:.3f} (threshold {rec['threshold']:.3f} at FMR {fmr:g})"
+            live = (f"  live {rec['live_score']:.2f} ({'live' if rec['live'] else 'NOT live'})"
+                    if "live_score" in rec else "")
             extra = f"  [{rec['faces']} faces; largest used]" if rec["faces"] > 1 else ""
-            print(f"{rec['decision']:<9} {path}{dist}{extra}")
+            print(f"{rec['decision']:<9} {path}{dist}{live}{extra}")
     return 0
 
 
@@ -220,6 +227,35 @@ def cmd_embed(args) -> int:
     return 1 if errors else 0
 
 
+def cmd_liveness(args) -> int:
+    pipe = FacePipeline(args.encoder, threads=args.threads, liveness=DEFAULT_LIVENESS)
+    errors = 0
+    for path in _expand(args.paths):
+        try:
+            rgb = read_image(path)
+            found = pipe.finder.find(rgb, chips="none")
+        except FacelatchError as e:
+            print(f"facelatch: {e}", file=sys.stderr)
+            print(json.dumps({"path": str(path), "error": str(e)}), flush=True)
+            errors += 1
+            continue
+        score = pipe.liveness.score(rgb, found[0].face) if found else None
+        rec = {"path": str(path), "faces": len(found), "live_score": None if score is None else round(score, 4),
+               "live": None if score is None else pipe.liveness.is_live(score)}
+        print(json.dumps(rec) if args.json else
+              f"{'no face' if score is None else 'live' if rec['live'] else 'NOT live':<9} {path}"
+              + ("" if score is None else f"  P(live) {score:.3f} (threshold {pipe.liveness.threshold:.3f})"))
+    return 1 if errors else 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import format_bench, run_bench
+
+    r = run_bench(args.threads, args.seconds)
+    print(json.dumps(r) if args.json else format_bench(r))
+    return 0
+
+
 def demo_images() -> Path:
     return Path(str(resources.files("edge") / "demo"))
 
@@ -228,9 +264,9 @@ def cmd_demo(args) -> int:
     demo = demo_images()
     enroll = sorted(demo.glob("enroll/*"))
     probes = sorted(demo.glob("probe/*"))
-    pipe = _pipeline(args)
+    pipe = _pipeline(args, liveness=True)
     print(f"facelatch demo: encoder {pipe.encoder_card.data['name']} ({pipe.embedder.model.runtime}), "
-          f"bundled images in {demo}")
+          f"liveness {'on' if pipe.liveness else 'off'}, bundled images in {demo}")
     with tempfile.TemporaryDirectory() as tmp:
         tpath = Path(tmp) / "template.json"
         embeddings = []
@@ -244,18 +280,24 @@ def cmd_demo(args) -> int:
         template = load_template(tpath, pipe.model_sha256)
     fmr = DEFAULT_FMR
     matcher = Matcher(template.reference, template.metric, pipe.encoder_card.threshold(fmr), fmr)
-    print(f"verifying at FMR {fmr:g} (threshold {matcher.threshold:.3f}, from the model card):")
+    print(f"verifying at FMR {fmr:g} (distance threshold {matcher.threshold:.3f}, from the model card)"
+          + (f"; liveness needs P(live) >= {pipe.liveness.threshold:.3f}" if pipe.liveness else "") + ":")
     for p in probes:
         found = pipe.analyze(read_image(p))
         if not found:
-            print(f"  no face   {p.name}")
+            print(f"  no face    {p.name}")
             continue
         m = matcher.compare(found[0].embedding)
-        verdict = "UNLOCK" if m.is_match and len(found) == 1 else "deny"
-        why = "match" if m.is_match else "no match"
+        line = f"  {'MATCH' if m.is_match else 'no match':<9}  {p.name:<18} distance {m.distance:.3f}"
+        if found[0].live_score is not None:
+            live = pipe.liveness.is_live(found[0].live_score)
+            line += f"   P(live) {found[0].live_score:.2f} ({'live' if live else 'not live'})"
         if len(found) > 1:
-            why += f", {len(found)} faces in view"
-        print(f"  {verdict:<8}  {p.name:<28} distance {m.distance:.3f}  ({why})")
+            line += f"   {len(found)} faces in view: a door denies"
+        print(line)
+    if pipe.liveness is not None:
+        print("These are still photographs, so the liveness check calls them not live: at a door, a photo of the\n"
+              "enrolled person matches but does not open it (facelatch run unlocks only on k of n live, matching frames).")
     return 0
 
 
@@ -264,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default=os.environ.get("FACELATCH_ENCODER", DEFAULT_ENCODER),
                    help="encoder name in the models folder, or a path to its .json card")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
+    p.add_argument("--no-liveness", action="store_true", help="verify/demo: skip the liveness check")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("enroll", help="enroll the user from images (one face each) or from the camera")
@@ -298,6 +341,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("paths", nargs="+", help="images or folders (recursed)")
     s.add_argument("--json", action="store_true", help="JSON lines (the only output format)")
     s.set_defaults(func=cmd_embed)
+
+    s = sub.add_parser("liveness", help="one line per image: P(live) of the largest face and the decision")
+    s.add_argument("paths", nargs="+", help="images or folders (recursed)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_liveness)
+
+    s = sub.add_parser("bench", help="short benchmark on the bundled images: per-stage latency, frames/s")
+    s.add_argument("--seconds", type=float, default=10.0)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("demo", help="enroll a person from bundled images and verify bundled probes")
     s.set_defaults(func=cmd_demo)

@@ -37,6 +37,13 @@ class ModelConfig:
 
 
 @dataclass
+class LivenessConfig:
+    enabled: bool = True
+    model: str = "facelatch_liveness_int8"
+    threshold: float = -1.0  # -1: the model card's default
+
+
+@dataclass
 class TemplateConfig:
     path: str = "template.json"  # relative paths are in the state directory
     key_file: str = ""  # "" -> systemd credential "template-key" if present, else unencrypted
@@ -66,6 +73,7 @@ class Config:
     state_dir: str = "/var/lib/facelatch"
     camera: CameraConfig = field(default_factory=CameraConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    liveness: LivenessConfig = field(default_factory=LivenessConfig)
     template: TemplateConfig = field(default_factory=TemplateConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     actuator: ActuatorConfig = field(default_factory=ActuatorConfig)
@@ -84,7 +92,7 @@ RANGES = {  # (min, max) inclusive; None = unbounded
     "camera.width": (16, 8192), "camera.height": (16, 8192), "camera.fps": (0.1, 240),
     "camera.reopen_backoff_s": (0.01, 3600), "camera.reopen_backoff_max_s": (0.01, 86400),
     "camera.frozen_after_s": (0.1, 86400),
-    "model.threads": (1, 64), "model.fmr": (1e-9, 0.5),
+    "model.threads": (1, 64), "model.fmr": (1e-9, 0.5), "liveness.threshold": (-1.0, 1.0),
     "policy.k": (1, 100), "policy.n": (1, 100), "policy.min_face_px": (0, 10000),
     "policy.attempt_timeout_s": (0.1, 600), "policy.lost_after_s": (0.0, 60), "policy.track_iou": (0.0, 1.0),
     "policy.max_failed_attempts": (1, 1000), "policy.backoff_s": (30, 86400), "policy.backoff_max_s": (30, 7 * 86400),

@@ -39,7 +39,10 @@ class Door:
         self.cfg = cfg
         Path(cfg.state_dir).mkdir(parents=True, exist_ok=True)
         models = Path(cfg.model.models_dir) if cfg.model.models_dir else None
-        self.pipeline = pipeline or FacePipeline(cfg.model.encoder, cfg.model.threads, models)
+        live = cfg.liveness
+        self.pipeline = pipeline or FacePipeline(cfg.model.encoder, cfg.model.threads, models,
+                                                 live.model if live.enabled else None,
+                                                 live.threshold if live.threshold >= 0 else None)
         key_file = find_key_file(cfg.template.key_file)
         key = read_key(key_file) if key_file else None
         self.template = load_template(cfg.state_path(cfg.template.path), self.pipeline.model_sha256, key)
@@ -59,7 +62,9 @@ class Door:
             if not found or found[0].embedding is None:
                 return FrameResult(frame.t, boxes)
             m = self.matcher.compare(found[0].embedding)
-            return FrameResult(frame.t, boxes, m.is_match, m.distance)
+            score = found[0].live_score
+            live = None if score is None else self.pipeline.liveness.is_live(score)
+            return FrameResult(frame.t, boxes, m.is_match, m.distance, live, score)
         except Exception:  # fail secure, keep running
             log.exception("error while judging frame %d; treated as no match", frame.index)
             return FrameResult(frame.t, [], False, None)
@@ -83,9 +88,11 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGHUP, lambda *_: reload.set())
     camera = make_source(cfg.camera, stop)
-    log.info("facelatch running: encoder %s, FMR %g (threshold %.4f), camera %s %s, actuator %s",
-             door.pipeline.encoder_card.data["name"], cfg.model.fmr, door.matcher.threshold, cfg.camera.source,
-             cfg.camera.device, cfg.actuator.kind)
+    live = door.pipeline.liveness
+    log.info("facelatch running: encoder %s, FMR %g (threshold %.4f), liveness %s, camera %s %s, actuator %s",
+             door.pipeline.encoder_card.data["name"], cfg.model.fmr, door.matcher.threshold,
+             f"on (P(live) >= {live.threshold:.3f})" if live else "OFF", cfg.camera.source, cfg.camera.device,
+             cfg.actuator.kind)
     notifier.ready(f"watching ({cfg.camera.source} {cfg.camera.device})")
     wd = watchdog_interval()
     last_wd = 0.0
@@ -97,7 +104,8 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
                 notifier.reloading()
                 try:
                     new_cfg = load()
-                    new_door = Door(new_cfg, door.pipeline if new_cfg.model == cfg.model else None)
+                    same_models = new_cfg.model == cfg.model and new_cfg.liveness == cfg.liveness
+                    new_door = Door(new_cfg, door.pipeline if same_models else None)
                     new_door.policy.attempt = None
                     door.close()
                     if new_cfg.camera != cfg.camera:

@@ -15,9 +15,11 @@ from .detect import Detector, Face
 from .embed import Embedder
 from .errors import FacelatchError
 from .landmarks import FaceMesh
+from .liveness import Liveness
 from .modelcard import load_card, models_dir
 
 DEFAULT_ENCODER = "facelatch_dlib_resnet_int8"
+DEFAULT_LIVENESS = "facelatch_liveness_int8"
 
 
 def read_image(path) -> np.ndarray:
@@ -38,6 +40,7 @@ class FaceResult:
     landmarks: np.ndarray | None = None
     chip: np.ndarray | None = None
     embedding: np.ndarray | None = None
+    live_score: float | None = None  # P(live); None when liveness is off
 
 
 @dataclass
@@ -47,12 +50,13 @@ class StageTimes:
     detect: float = 0.0
     landmarks: float = 0.0
     align: float = 0.0
+    liveness: float = 0.0
     embed: float = 0.0
     calls: int = 0
 
     def as_ms(self) -> dict:
         n = max(self.calls, 1)
-        return {k: 1000 * getattr(self, k) / n for k in ("detect", "landmarks", "align", "embed")}
+        return {k: 1000 * getattr(self, k) / n for k in ("detect", "landmarks", "align", "liveness", "embed")}
 
 
 class FaceFinder:
@@ -94,18 +98,24 @@ class FaceFinder:
         return results
 
 
+def _card_path(name: str | Path, models: Path) -> Path:
+    p = Path(name)
+    return p if p.suffix in (".json", ".tflite") else models / f"{name}.json"
+
+
 class FacePipeline:
     """``analyze(rgb) -> [FaceResult]``, largest face first, the largest (or every)
-    face embedded with the encoder named by its card."""
+    face embedded with the encoder named by its card and, unless ``liveness`` is
+    None, scored by the liveness model."""
 
-    def __init__(self, encoder: str | Path = DEFAULT_ENCODER, threads: int = 1, models: Path | None = None):
+    def __init__(self, encoder: str | Path = DEFAULT_ENCODER, threads: int = 1, models: Path | None = None,
+                 liveness: str | Path | None = DEFAULT_LIVENESS, live_threshold: float | None = None):
         models = Path(models) if models else models_dir()
-        encoder_path = Path(encoder)
-        if encoder_path.suffix not in (".json", ".tflite"):
-            encoder_path = models / f"{encoder}.json"
-        self.encoder_card = load_card(encoder_path, kind="encoder")
+        self.encoder_card = load_card(_card_path(encoder, models), kind="encoder")
         self.finder = FaceFinder(Aligner.from_card(self.encoder_card), threads, models)
         self.embedder = Embedder(self.encoder_card, threads)
+        self.liveness = (Liveness(load_card(_card_path(liveness, models), kind="liveness"), threads, live_threshold)
+                         if liveness else None)
 
     @property
     def times(self) -> StageTimes:
@@ -121,6 +131,10 @@ class FacePipeline:
         for r in results:
             if r.chip is not None:
                 t0 = time.perf_counter()
+                if self.liveness is not None:
+                    r.live_score = self.liveness.score(rgb, r.face)
+                t1 = time.perf_counter()
                 r.embedding = self.embedder.embed(r.chip)
-                self.times.embed += time.perf_counter() - t0
+                self.times.liveness += t1 - t0
+                self.times.embed += time.perf_counter() - t1
         return results

@@ -1,4 +1,4 @@
-"""Build camera-like 640x480 frame sequences from the bundled real faces."""
+"""Camera-like 640x480 frame sequences from the bundled real faces (BGR, for cv2.imwrite)."""
 
 from pathlib import Path
 
@@ -6,33 +6,20 @@ import cv2
 import numpy as np
 
 from conftest import DEMO
+from edge.bench import compose, face_crop
 
-W, H = 640, 480
 
-
-def face_crop(path: Path, side: int = 240) -> np.ndarray:
-    """A square crop around the (largest) face, the face about side/2 wide (BGR)."""
+def crop_of(path: Path, side: int = 240) -> np.ndarray:
     from edge.detect import Detector
     from edge.modelcard import load_card, models_dir
 
     bgr = cv2.imread(str(path))
     det = Detector(load_card(models_dir() / "face_detection_short_range.json"))
-    x, y, w, h = det.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))[0].box
-    cx, cy, half = x + w / 2, y + h / 2, max(w, h)
-    m = np.array([[side / (2 * half), 0, side / 2 - cx * side / (2 * half)],
-                  [0, side / (2 * half), side / 2 - cy * side / (2 * half)]])
-    return cv2.warpAffine(bgr, m, (side, side), borderMode=cv2.BORDER_REPLICATE)
+    return face_crop(bgr, det.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))[0].box, side)
 
 
-def frame(*crops: np.ndarray, background: int = 90) -> np.ndarray:
-    """A 640x480 frame with the given crops side by side (none: an empty scene)."""
-    f = np.full((H, W, 3), background, np.uint8)
-    f[:, :, 1] += 10  # a slightly green wall
-    for i, c in enumerate(crops):
-        x0 = (W - len(crops) * c.shape[1]) // 2 + i * c.shape[1]
-        y0 = (H - c.shape[0]) // 2
-        f[y0:y0 + c.shape[0], x0:x0 + c.shape[1]] = c
-    return f
+def frame(*crops: np.ndarray) -> np.ndarray:
+    return compose(*crops)
 
 
 def write_sequence(folder: Path, frames: list[np.ndarray]) -> Path:
@@ -43,6 +30,6 @@ def write_sequence(folder: Path, frames: list[np.ndarray]) -> Path:
 
 
 def crops():
-    return {name: face_crop(DEMO / rel) for name, rel in
+    return {name: crop_of(DEMO / rel) for name, rel in
             [("obama", "probe/obama3.jpg"), ("biden", "probe/biden.jpg"), ("hanks", "probe/tom_hanks.png"),
              ("obama_enroll", "enroll/obama.jpg")]}

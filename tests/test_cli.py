@@ -138,10 +138,13 @@ def test_embed_keeps_going_past_a_bad_file(tmp_path):
     assert rc == 1 and "error" in recs[0] and recs[1]["faces"] == 1
 
 
-def test_demo_unlocks_only_for_the_enrolled_person():
+def test_demo_matches_only_the_enrolled_person_and_flags_photos():
     rc, out, err = run_cli("demo")
     assert rc == 0, err
-    lines = {l.split()[1]: l.split()[0] for l in out.splitlines() if l.startswith("  ") and len(l.split()) > 1}
-    assert lines["obama3.jpg"] == "UNLOCK"
+    lines = {next(w for w in l.split() if w.endswith((".jpg", ".png"))): l for l in out.splitlines()
+             if l.startswith(("  MATCH", "  no match"))}
+    assert lines["obama3.jpg"].startswith("  MATCH")
     for other in ("biden.jpg", "tom_hanks.png", "astronaut.jpg", "group_photo.jpg"):
-        assert lines[other] == "deny"
+        assert lines[other].startswith("  no match")
+    assert "6 faces in view" in lines["group_photo.jpg"]
+    assert "P(live)" in lines["obama3.jpg"]

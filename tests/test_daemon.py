@@ -42,14 +42,18 @@ def enrolled(tmp_path_factory):
     return state
 
 
-def setup_door(tmp_path, enrolled, frames, **policy):
+def setup_door(tmp_path, enrolled, frames, liveness=False, **policy):
+    """A config for the images in ``frames``.  Liveness is off by default here: these
+    frames are photographs, which the liveness model rightly rejects (see
+    test_photo_of_the_enrolled_person_does_not_unlock); the match-AND-live rule itself
+    is tested in test_policy.py."""
     state = tmp_path / "state"
     shutil.copytree(enrolled, state, dirs_exist_ok=True)
     seq = write_sequence(tmp_path / "frames", frames)
     pol = "".join(f"{k} = {json.dumps(v)}\n" for k, v in policy.items())
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'state_dir = "{state}"\n[camera]\nsource = "images"\ndevice = "{seq}"\npace = false\n'
-                   f'[policy]\n{pol}')
+    cfg.write_text(f'state_dir = "{state}"\n[liveness]\nenabled = {str(liveness).lower()}\n'
+                   f'[camera]\nsource = "images"\ndevice = "{seq}"\npace = false\n[policy]\n{pol}')
     return cfg, state
 
 
@@ -71,6 +75,16 @@ def test_enrolled_person_unlocks_exactly_once(tmp_path, enrolled, faces):
     u = unlocks[0]
     assert u["frames"] >= 3 and u["matching_frames"] >= 3 and u["best_distance"] <= u["threshold"]
     assert u["fmr"] == 1e-4 and len(u["model_sha256"]) == 64 and u["face_px"] > 80
+
+
+def test_photo_of_the_enrolled_person_does_not_unlock(tmp_path, enrolled, faces):
+    frames = [frame(faces["obama"])] * 10
+    cfg, state = setup_door(tmp_path, enrolled, frames, liveness=True, attempt_timeout_s=0.5)
+    run(str(cfg))
+    assert decisions(state, "unlock") == []
+    deny = decisions(state, "deny")
+    assert deny and deny[0]["best_distance"] <= deny[0]["threshold"]  # it IS the enrolled face ...
+    assert deny[0]["live_score"] is not None and deny[0]["live_score"] < 0.99  # ... but not live
 
 
 def test_stranger_never_unlocks(tmp_path, enrolled, faces):
