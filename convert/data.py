@@ -113,26 +113,38 @@ class PKSampler:
 
 
 class Augment:
-    """Light, alignment-preserving augmentation of uint8 chips: mirror, brightness and
-    contrast (±20 %), occasional slight blur, and a tiny similarity jitter (±3 %
-    scale, ±2° rotation, ±3 px shift) so the eyes stay where the template puts them."""
+    """Light augmentation of uint8 crops, in this order: mirror; a small similarity
+    warp (rotation, zoom, shift); occasional blur; contrast and brightness; optional
+    per-channel colour cast and noise.  The defaults suit face chips: small enough
+    that the eyes stay where the alignment template puts them."""
 
-    def __init__(self, seed: int = 0):
-        self.rng = np.random.default_rng(seed)
+    def __init__(self, seed: int = 0, rotate_deg: float = 2.0, zoom: float = 0.03, shift_px: float = 3.0,
+                 blur_p: float = 0.2, blur_sigma=(0.3, 1.0), contrast: float = 0.2, colour: float = 0.0,
+                 noise: float = 0.0, border: int = cv2.BORDER_REPLICATE, rng: np.random.Generator | None = None):
+        self.rng = rng if rng is not None else np.random.default_rng(seed)
+        self.rotate_deg, self.zoom, self.shift_px = rotate_deg, zoom, shift_px
+        self.blur_p, self.blur_sigma = blur_p, blur_sigma
+        self.contrast, self.colour, self.noise, self.border = contrast, colour, noise, border
 
-    def __call__(self, chips: np.ndarray) -> np.ndarray:
-        out = np.empty_like(chips)
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        out = np.empty_like(crops)
         r = self.rng
-        for i, c in enumerate(chips):
+        for i, c in enumerate(crops):
             size = c.shape[0]
             if r.random() < 0.5:
                 c = c[:, ::-1]
-            m = cv2.getRotationMatrix2D((size / 2, size / 2), r.uniform(-2, 2), r.uniform(0.97, 1.03))
-            m[:, 2] += r.uniform(-3, 3, 2)
-            c = cv2.warpAffine(np.ascontiguousarray(c), m, (size, size), borderMode=cv2.BORDER_REPLICATE)
-            if r.random() < 0.2:
-                c = cv2.GaussianBlur(c, (0, 0), r.uniform(0.3, 1.0))
+            m = cv2.getRotationMatrix2D((size / 2, size / 2), r.uniform(-self.rotate_deg, self.rotate_deg),
+                                        r.uniform(1 - self.zoom, 1 + self.zoom))
+            m[:, 2] += r.uniform(-self.shift_px, self.shift_px, 2)
+            c = cv2.warpAffine(np.ascontiguousarray(c), m, (size, size), borderMode=self.border)
+            if r.random() < self.blur_p:
+                c = cv2.GaussianBlur(c, (0, 0), r.uniform(*self.blur_sigma))
             f = c.astype(np.float32)
-            f = (f - f.mean()) * r.uniform(0.8, 1.2) + f.mean() * r.uniform(0.8, 1.2)
+            f = (f - f.mean()) * r.uniform(1 - self.contrast, 1 + self.contrast) + \
+                f.mean() * r.uniform(1 - self.contrast, 1 + self.contrast)
+            if self.colour:
+                f *= r.uniform(1 - self.colour, 1 + self.colour, 3)
+            if self.noise:
+                f += r.normal(0, r.uniform(0, self.noise), f.shape)
             out[i] = np.clip(f, 0, 255).astype(np.uint8)
         return out

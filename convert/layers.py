@@ -29,3 +29,16 @@ class ZeroExtend(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "height": self.height, "width": self.width, "channels": self.channels}
+
+
+def conv_stack(x, widths):
+    """Per width: a stride-2 3x3 conv and a 3x3 conv, each Conv-BN-ReLU (int8-friendly,
+    no PReLU); then global average pooling."""
+    from keras import layers
+
+    for f in widths:
+        for stride in (2, 1):
+            x = layers.Conv2D(f, 3, strides=stride, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization(momentum=0.9)(x)  # statistics settle within short runs
+            x = layers.ReLU()(x)
+    return layers.GlobalAveragePooling2D()(x)

@@ -15,41 +15,24 @@ def liveness_net(size: int = 80, width: int = 16):
     import keras
     from keras import layers
 
+    from .layers import conv_stack
+
     inp = keras.Input((size, size, 3), name="crop")
-    x = layers.Rescaling(1 / 127.5, offset=-1.0)(inp)
-    for f in (width, width * 2, width * 4, width * 8):
-        x = layers.Conv2D(f, 3, strides=2, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.ReLU()(x)
-        x = layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.ReLU()(x)
-    x = layers.GlobalAveragePooling2D()(x)
+    x = conv_stack(layers.Rescaling(1 / 127.5, offset=-1.0)(inp), [width, width * 2, width * 4, width * 8])
     x = layers.Dropout(0.3)(x)
     out = layers.Dense(1, name="live_logit")(x)
     return keras.Model(inp, out, name="facelatch_liveness")
 
 
-def augment(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Flip, ±25 % brightness/contrast, colour cast, slight zoom/shift, blur, noise."""
+def liveness_augment(rng: np.random.Generator):
+    """Flip, rotation ±8°, zoom ±10 %, shift ±4 px (black border), blur, ±25 %
+    brightness/contrast, ±10 % colour cast, noise."""
     import cv2
 
-    out = np.empty_like(crops)
-    n = crops.shape[1]
-    for i, c in enumerate(crops):
-        if rng.random() < 0.5:
-            c = c[:, ::-1]
-        m = cv2.getRotationMatrix2D((n / 2, n / 2), rng.uniform(-8, 8), rng.uniform(0.9, 1.1))
-        m[:, 2] += rng.uniform(-4, 4, 2)
-        c = cv2.warpAffine(np.ascontiguousarray(c), m, (n, n), borderMode=cv2.BORDER_CONSTANT)
-        if rng.random() < 0.3:
-            c = cv2.GaussianBlur(c, (0, 0), rng.uniform(0.3, 1.2))
-        f = c.astype(np.float32)
-        f = (f - f.mean()) * rng.uniform(0.75, 1.25) + f.mean() * rng.uniform(0.75, 1.25)
-        f *= rng.uniform(0.9, 1.1, 3)
-        f += rng.normal(0, rng.uniform(0, 4), f.shape)
-        out[i] = np.clip(f, 0, 255).astype(np.uint8)
-    return out
+    from .data import Augment
+
+    return Augment(rotate_deg=8, zoom=0.1, shift_px=4, blur_p=0.3, blur_sigma=(0.3, 1.2), contrast=0.25,
+                   colour=0.1, noise=4.0, border=cv2.BORDER_CONSTANT, rng=rng)
 
 
 def train_liveness(train: LiveSet, epochs: int = 12, batch: int = 64, lr: float = 1e-3, seed: int = 0, log=print):
@@ -59,6 +42,7 @@ def train_liveness(train: LiveSet, epochs: int = 12, batch: int = 64, lr: float 
     model = liveness_net(train.crops.shape[1])
     model.compile(keras.optimizers.Adam(lr), keras.losses.BinaryCrossentropy(from_logits=True))
     rng = np.random.default_rng(seed)
+    augment = liveness_augment(rng)
     y = train.live.astype(np.float32)
     # balance live and attack per epoch
     w = np.where(train.live == 1, 0.5 / max(train.live.sum(), 1), 0.5 / max((1 - train.live).sum(), 1))
@@ -67,7 +51,7 @@ def train_liveness(train: LiveSet, epochs: int = 12, batch: int = 64, lr: float 
         losses = []
         for _ in range(steps):
             idx = rng.choice(len(y), batch, p=w / w.sum())
-            losses.append(model.train_on_batch(augment(train.crops[idx], rng).astype(np.float32), y[idx]))
+            losses.append(model.train_on_batch(augment(train.crops[idx]).astype(np.float32), y[idx]))
         log(f"liveness epoch {epoch}/{epochs}: loss {np.mean(losses):.4f}")
     return model
 

@@ -22,16 +22,10 @@ def small_encoder(size: int = 150, dim: int = 128, width: int = 16):
     import keras
     from keras import layers
 
+    from .layers import conv_stack
+
     inp = keras.Input((size, size, 3), name="chip")
-    x = layers.Rescaling(1 / 127.5, offset=-1.0)(inp)
-    for i, f in enumerate([width, width * 2, width * 4, width * 8]):
-        x = layers.Conv2D(f, 3, strides=2, padding="same", use_bias=False, name=f"conv{i}")(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.ReLU()(x)
-        x = layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.ReLU()(x)
-    x = layers.GlobalAveragePooling2D()(x)
+    x = conv_stack(layers.Rescaling(1 / 127.5, offset=-1.0)(inp), [width, width * 2, width * 4, width * 8])
     out = layers.Dense(dim, name="embedding")(x)
     return keras.Model(inp, out, name="facelatch_small")
 

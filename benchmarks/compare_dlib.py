@@ -1,0 +1,260 @@
+"""facelatch against the face_recognition/dlib pipeline (HOG + 5-point landmarks +
+ResNet descriptor), on the same frames, in one run, pinned to the same core.
+
+    python benchmarks/compare_dlib.py --dlib-models DIR [--lfw ../shared/data/lfw] [--float-encoder F.json] \\
+        [--out build/compare]
+
+DIR holds shape_predictor_5_face_landmarks.dat and dlib_face_recognition_resnet_model_v1.dat
+(from the face-recognition-models==0.3.0 sdist); the peer needs `pip install dlib-bin`.
+Writes compare.json and compare.md in --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def encoded_frames() -> list[bytes]:
+    """640x480 JPEG frames, one real face each, from the bundled images."""
+    from edge.bench import demo_frames
+    from edge.pipeline import FacePipeline
+
+    frames = demo_frames(FacePipeline(liveness=None))
+    return [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+            for f in frames]
+
+
+def stats(v) -> dict:
+    v = np.asarray(v)
+    return {"median_ms": float(np.median(v)), "p95_ms": float(np.percentile(v, 95))}
+
+
+def run_facelatch(frames, threads, seconds):
+    from edge.decision import Matcher
+    from edge.pipeline import FacePipeline
+
+    pipe = FacePipeline(threads=threads)
+    f = pipe.finder
+    ref = np.zeros(128, np.float32)
+    ref[0] = 1
+    matcher = Matcher(ref, "cosine", 0.05, 1e-4)
+    st = {k: [] for k in ("decode", "detect", "align", "liveness", "embed", "match", "total")}
+    t_end, n = time.perf_counter() + seconds, 0
+    while time.perf_counter() < t_end or n < 2 * len(frames):
+        buf = frames[n % len(frames)]
+        t0 = time.perf_counter()
+        rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        t1 = time.perf_counter()
+        faces = f.detect(rgb)
+        t2 = time.perf_counter()
+        lm, _ = f.mesh.landmarks(rgb, faces[0])
+        chip = f.aligner.chip(rgb, lm)
+        t3 = time.perf_counter()
+        pipe.liveness.score(rgb, faces[0])
+        t4 = time.perf_counter()
+        e = pipe.embedder.embed(chip)
+        t5 = time.perf_counter()
+        matcher.compare(e)
+        t6 = time.perf_counter()
+        for k, a, b in (("decode", t0, t1), ("detect", t1, t2), ("align", t2, t3), ("liveness", t3, t4),
+                        ("embed", t4, t5), ("match", t5, t6), ("total", t0, t6)):
+            st[k].append(1000 * (b - a))
+        n += 1
+    return st
+
+
+def run_peer(frames, models: Path, seconds):
+    import dlib
+
+    hog = dlib.get_frontal_face_detector()
+    sp = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+    rec = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+    ref = np.zeros(128)
+    st = {k: [] for k in ("decode", "detect", "align", "embed", "match", "total")}
+    t_end, n = time.perf_counter() + seconds, 0
+    while time.perf_counter() < t_end or n < 2 * len(frames):
+        buf = frames[n % len(frames)]
+        t0 = time.perf_counter()
+        rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        t1 = time.perf_counter()
+        dets = hog(rgb, 1)  # face_recognition's default: upsample once
+        t2 = time.perf_counter()
+        shape = sp(rgb, dets[0]) if dets else None
+        chip = dlib.get_face_chip(rgb, shape, size=150, padding=0.25) if dets else None
+        t3 = time.perf_counter()
+        d = np.array(rec.compute_face_descriptor(chip)) if dets else ref
+        t4 = time.perf_counter()
+        np.linalg.norm(d - ref)
+        t5 = time.perf_counter()
+        for k, a, b in (("decode", t0, t1), ("detect", t1, t2), ("align", t2, t3), ("embed", t3, t4),
+                        ("match", t4, t5), ("total", t0, t5)):
+            st[k].append(1000 * (b - a))
+        n += 1
+    return st
+
+
+def worker(args):
+    """One pipeline in its own process (so peak RSS is its own), pinned to given cores."""
+    os.sched_setaffinity(0, set(args.cores))
+    frames = [bytes.fromhex(h) for h in json.loads(Path(args.frames_file).read_text())]
+    if args.which == "facelatch":
+        st = run_facelatch(frames, args.threads, args.seconds)
+    else:
+        st = run_peer(frames, Path(args.dlib_models), args.seconds)
+    out = {"stages": {k: stats(v) for k, v in st.items()}, "frames": len(st["total"]),
+           "fps": 1000 / float(np.mean(st["total"])),
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    print(json.dumps(out))
+
+
+def sub(which, cores, threads, frames_file, args) -> dict:
+    cmd = [sys.executable, __file__, "--worker", which, "--cores", *map(str, cores), "--threads", str(threads),
+           "--frames-file", frames_file, "--seconds", str(args.seconds), "--dlib-models", str(args.dlib_models)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode:
+        raise SystemExit(p.stderr[-2000:])
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def lfw_peer(lfw: Path, models: Path, cache: Path) -> dict:
+    """face_recognition/dlib pipeline on LFW pairs.txt images: {rel: descriptor or None}."""
+    import dlib
+
+    from convert.evaluate import pair_images
+
+    if cache.exists():
+        d = json.loads(cache.read_text())
+        return {k: (None if v is None else np.array(v, np.float32)) for k, v in d.items()}
+    hog = dlib.get_frontal_face_detector()
+    sp = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+    rec = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+    out = {}
+    for p in pair_images(lfw):
+        rgb = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+        dets = hog(rgb, 1)
+        if dets:
+            det = max(dets, key=lambda r: r.area())
+            out[f"{p.parent.name}/{p.name}"] = np.array(rec.compute_face_descriptor(rgb, sp(rgb, det)), np.float32)
+        else:
+            out[f"{p.parent.name}/{p.name}"] = None
+    cache.write_text(json.dumps({k: None if v is None else v.tolist() for k, v in out.items()}))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dlib-models", type=Path, default=Path("face_recognition_models/models"))
+    ap.add_argument("--lfw", type=Path)
+    ap.add_argument("--facelatch-lfw-jsonl", type=Path, help="`facelatch embed --json` of LFW (else embedded here)")
+    ap.add_argument("--float-encoder", type=Path, help="float TFLite encoder card, for the int8-vs-float row")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--out", type=Path, default=Path("build/compare"))
+    ap.add_argument("--worker")
+    ap.add_argument("--cores", type=int, nargs="+", default=[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--frames-file")
+    args = ap.parse_args()
+    if args.worker:
+        args.which = args.worker
+        return worker(args)
+
+    from macs import model_size_mb, tflite_macs
+
+    from edge.modelcard import models_dir
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    frames = encoded_frames()
+    ff = args.out / "frames.json"
+    ff.write_text(json.dumps([f.hex() for f in frames]))
+    result = {"machine": f"{os.cpu_count()} cores, {os.uname().machine}", "frames": len(frames),
+              "frame_size": "640x480, one face, JPEG q90 (from the bundled images)"}
+    result["facelatch_1_thread"] = sub("facelatch", [0], 1, str(ff), args)
+    result["peer_1_core"] = sub("peer", [0], 1, str(ff), args)
+    result["facelatch_2_threads"] = sub("facelatch", [0, 1], 2, str(ff), args)
+    result["peer_2_cores"] = sub("peer", [0, 1], 1, str(ff), args)
+    result["fps_ratio_one_core"] = result["facelatch_1_thread"]["fps"] / result["peer_1_core"]["fps"]
+    m = models_dir()
+    result["models"] = {name: {"size_mb": model_size_mb(m / f"{name}.tflite"), "macs": tflite_macs(m / f"{name}.tflite")}
+                        for name in ("face_detection_short_range", "face_landmark", "facelatch_liveness_int8",
+                                     "facelatch_dlib_resnet_int8")}
+    if args.float_encoder:
+        from edge.modelcard import load_card
+        from edge.runtime import TFLiteModel
+
+        chip = np.random.default_rng(0).integers(0, 255, (1, 150, 150, 3)).astype(np.float32)
+        row = {}
+        for name, path in (("int8", m / "facelatch_dlib_resnet_int8.tflite"),
+                           ("float32", load_card(args.float_encoder).model_path)):
+            os.sched_setaffinity(0, {0})
+            t = TFLiteModel(path, 1)
+            for _ in range(5):
+                t.run(chip)
+            times = []
+            for _ in range(100):
+                t0 = time.perf_counter()
+                t.run(chip)
+                times.append(1000 * (time.perf_counter() - t0))
+            row[name] = {**stats(times), "size_mb": model_size_mb(path)}
+        result["encoder_int8_vs_float"] = row
+    if args.lfw:
+        from convert.evaluate import embed_images, lfw_accuracy, load_embeddings, pair_images
+
+        peer = lfw_peer(args.lfw, args.dlib_models, args.out / "lfw_peer.json")
+        ours = (load_embeddings(args.facelatch_lfw_jsonl) if args.facelatch_lfw_jsonl else
+                embed_images(m / "facelatch_dlib_resnet_int8.json", pair_images(args.lfw)))
+        result["lfw"] = {"facelatch_int8_cosine": lfw_accuracy(ours, args.lfw, "cosine"),
+                         "peer_euclidean": lfw_accuracy(peer, args.lfw, "euclidean"),
+                         "peer_no_face": sum(v is None for v in peer.values()),
+                         "facelatch_no_face": sum(ours.get(f"{p.parent.name}/{p.name}") is None
+                                                  for p in pair_images(args.lfw))}
+    (args.out / "compare.json").write_text(json.dumps(result, indent=1))
+    (args.out / "compare.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+def markdown(r: dict) -> str:
+    a, b = r["facelatch_1_thread"], r["peer_1_core"]
+    lines = [f"Frames: {r['frames']} distinct {r['frame_size']}; each pipeline in its own process.", "",
+             "| stage | facelatch 1 thread, median / p95 (ms) | face_recognition/dlib 1 core, median / p95 (ms) |",
+             "|---|---|---|"]
+    for k in ("decode", "detect", "align", "liveness", "embed", "match", "total"):
+        x = a["stages"].get(k)
+        y = b["stages"].get(k)
+        fmt = lambda s: f"{s['median_ms']:.2f} / {s['p95_ms']:.2f}" if s else "– (no such stage)"  # noqa: E731
+        lines.append(f"| {k} | {fmt(x)} | {fmt(y)} |")
+    lines += ["", "| | facelatch | face_recognition/dlib |", "|---|---|---|",
+              f"| frames/s, 1 core | **{a['fps']:.1f}** | {b['fps']:.2f} |",
+              f"| frames/s, 2 cores (facelatch: 2 interpreter threads) | {r['facelatch_2_threads']['fps']:.1f} | "
+              f"{r['peer_2_cores']['fps']:.2f} |",
+              f"| peak RSS (MB) | {a['peak_rss_mb']:.0f} | {b['peak_rss_mb']:.0f} |",
+              f"| **ratio of frames/s, one core** | **{r['fps_ratio_one_core']:.1f}x** | |"]
+    if "lfw" in r:
+        l = r["lfw"]
+        lines.append(f"| LFW pairs.txt 10-fold | {100 * l['facelatch_int8_cosine']:.2f} % "
+                     f"({l['facelatch_no_face']} no face) | {100 * l['peer_euclidean']:.2f} % "
+                     f"({l['peer_no_face']} no face, counted as non-matches) |")
+    lines += ["", "| model | size (MB) | MACs |", "|---|---|---|"]
+    lines += [f"| {k} | {v['size_mb']:.2f} | {v['macs'] / 1e6:.1f} M |" for k, v in r["models"].items()]
+    if "encoder_int8_vs_float" in r:
+        e = r["encoder_int8_vs_float"]
+        lines += ["", "| encoder, one inference, 1 thread | median / p95 (ms) | size (MB) |", "|---|---|---|"]
+        lines += [f"| {k} | {v['median_ms']:.2f} / {v['p95_ms']:.2f} | {v['size_mb']:.1f} |" for k, v in e.items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
