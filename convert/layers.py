@@ -31,14 +31,15 @@ class ZeroExtend(keras.layers.Layer):
         return {**super().get_config(), "height": self.height, "width": self.width, "channels": self.channels}
 
 
-def conv_stack(x, widths):
+def conv_stack(x, widths, bn_momentum: float = 0.99):
     """Per width: a stride-2 3x3 conv and a 3x3 conv, each Conv-BN-ReLU (int8-friendly,
-    no PReLU); then global average pooling."""
+    no PReLU); then global average pooling.  ``bn_momentum`` 0.99 is Keras' default;
+    very short runs (tests) want 0.9 so the statistics settle."""
     from keras import layers
 
     for f in widths:
         for stride in (2, 1):
             x = layers.Conv2D(f, 3, strides=stride, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization(momentum=0.9)(x)  # statistics settle within short runs
+            x = layers.BatchNormalization(momentum=bn_momentum)(x)
             x = layers.ReLU()(x)
     return layers.GlobalAveragePooling2D()(x)

@@ -17,7 +17,7 @@ from .losses import make_loss
 from .metrics import best_threshold, pairwise_distances
 
 
-def small_encoder(size: int = 150, dim: int = 128, width: int = 16):
+def small_encoder(size: int = 150, dim: int = 128, width: int = 16, bn_momentum: float = 0.9):
     """A small int8-friendly encoder (Conv-BN-ReLU, no PReLU), RGB 0..255 in."""
     import keras
     from keras import layers
@@ -25,7 +25,8 @@ def small_encoder(size: int = 150, dim: int = 128, width: int = 16):
     from .layers import conv_stack
 
     inp = keras.Input((size, size, 3), name="chip")
-    x = conv_stack(layers.Rescaling(1 / 127.5, offset=-1.0)(inp), [width, width * 2, width * 4, width * 8])
+    x = conv_stack(layers.Rescaling(1 / 127.5, offset=-1.0)(inp), [width, width * 2, width * 4, width * 8],
+                   bn_momentum)
     out = layers.Dense(dim, name="embedding")(x)
     return keras.Model(inp, out, name="facelatch_small")
 
