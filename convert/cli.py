@@ -77,7 +77,9 @@ def cmd_quantize(args) -> int:
         print(f"  thresholds re-derived on the int8 model and written to {out.with_suffix('.json')}")
     tmp.cleanup()
     if not ok and not args.force:
-        print("quantize: int8 model fails the parity gate (use --force to keep it anyway)", file=sys.stderr)
+        for p in (out, out.with_suffix(".json")):
+            p.unlink(missing_ok=True)
+        print(f"quantize: the int8 model fails the parity gate; {out.name} not kept (--force keeps it)", file=sys.stderr)
         return 1
     return 0
 
