@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 
 from edge.align import Aligner
+from edge.images import is_image
 from edge.pipeline import FaceFinder, read_image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 @dataclass
@@ -32,7 +32,7 @@ def identity_folders(root) -> LabelledImages:
     paths, labels = [], []
     for i, d in enumerate(people):
         for p in sorted(d.iterdir()):
-            if p.suffix.lower() in IMAGE_SUFFIXES:
+            if is_image(p):
                 paths.append(p)
                 labels.append(i)
     return LabelledImages(paths, np.array(labels, np.int64))

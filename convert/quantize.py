@@ -8,19 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.align import Aligner
+from edge.images import list_images  # noqa: F401  (re-exported for the CLI)
 from edge.pipeline import FaceFinder, read_image
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-
-
-def list_images(paths) -> list[Path]:
-    out = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            out.append(p)
-    return out
 
 
 def calibration_chips(images: list[Path], aligner: Aligner, count: int, seed: int = 0, log=print) -> np.ndarray:

@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 
 from .errors import FacelatchError
+from .images import is_image
 
 log = logging.getLogger("facelatch")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 @dataclass
@@ -86,7 +86,7 @@ class ImageFolder:
     def open(self) -> None:
         if not self.folder.is_dir():
             raise CameraError(f"image folder not found: {self.folder}")
-        self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.files = sorted(p for p in self.folder.iterdir() if is_image(p))
         if not self.files:
             raise CameraError(f"no images in {self.folder}")
 

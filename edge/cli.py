@@ -12,22 +12,9 @@ from pathlib import Path
 
 from .decision import DEFAULT_FMR, Matcher, distance
 from .errors import FacelatchError
+from .images import list_images
 from .pipeline import DEFAULT_ENCODER, DEFAULT_LIVENESS, FacePipeline, read_image
 from .template import Template, default_template_path, load_template
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def _expand(paths: list[str]) -> list[Path]:
-    """Files as given; directories recursed for images, sorted."""
-    out = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            out.append(p)
-    return out
-
 
 def _pipeline(args, liveness: bool = False) -> FacePipeline:
     return FacePipeline(args.encoder, threads=args.threads,
@@ -208,7 +195,7 @@ def cmd_compare(args) -> int:
 def cmd_embed(args) -> int:
     pipe = _pipeline(args)
     errors = 0
-    for path in _expand(args.paths):
+    for path in list_images(args.paths):
         try:
             found = pipe.analyze(read_image(path))
         except FacelatchError as e:
@@ -230,7 +217,7 @@ def cmd_embed(args) -> int:
 def cmd_liveness(args) -> int:
     pipe = FacePipeline(args.encoder, threads=args.threads, liveness=DEFAULT_LIVENESS)
     errors = 0
-    for path in _expand(args.paths):
+    for path in list_images(args.paths):
         try:
             rgb = read_image(path)
             found = pipe.finder.find(rgb, chips="none")

@@ -7,31 +7,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .align import Aligner
 from .detect import Detector, Face
 from .embed import Embedder
-from .errors import FacelatchError
+from .images import read_image  # noqa: F401  (re-exported: edge.pipeline.read_image)
 from .landmarks import FaceMesh
 from .liveness import Liveness
 from .modelcard import load_card, models_dir
 
 DEFAULT_ENCODER = "facelatch_dlib_resnet_int8"
 DEFAULT_LIVENESS = "facelatch_liveness_int8"
-
-
-def read_image(path) -> np.ndarray:
-    """Read an image file as RGB uint8, or raise a one-line FacelatchError."""
-    path = Path(path)
-    if not path.is_file():
-        raise FacelatchError(f"image not found: {path}")
-    data = np.fromfile(str(path), np.uint8)
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if bgr is None:
-        raise FacelatchError(f"cannot read image: {path} (not an image, or corrupt)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 @dataclass

@@ -22,7 +22,7 @@ def test_frozen_camera_is_reported_and_recovers(tmp_path, caplog):
     cam = ResilientCamera(ImageFolder(str(seq), fps=10), frozen_after_s=1.0, stop=threading.Event())
     with caplog.at_level(logging.WARNING, logger="facelatch"):
         states = []
-        while (f := cam.read()) is not None:
+        while cam.read() is not None:
             states.append(cam.frozen)
     assert states[5] is False and states[15] is True and states[-1] is False
     assert any("camera frozen" in r.message for r in caplog.records)

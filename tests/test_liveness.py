@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from conftest import DEMO, SHARED, run_cli
-from edge.detect import Face
 from edge.liveness import liveness_crop
 
 NUAA = SHARED / "data" / "nuaa-train"

@@ -1,7 +1,5 @@
 """facelatch-convert quantize: int8 output, card, and the parity gate's exit status."""
 
-import json
-
 import pytest
 
 tf = pytest.importorskip("tensorflow")

@@ -7,7 +7,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from conftest import DEMO, FIXTURES  # noqa: E402
+from conftest import DEMO  # noqa: E402
 
 
 @pytest.fixture(scope="module")
