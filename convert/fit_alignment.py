@@ -43,7 +43,8 @@ def dlib_image_to_chip(chip_details) -> np.ndarray:
     return invert_affine(similarity_transform(corners_chip, corners_image))
 
 
-def fit(images: list[Path], shape_predictor: Path, size: int = 150, padding: float = 0.25, log=print) -> dict:
+def fit(images: list[Path], shape_predictor: Path, size: int = 150, padding: float = 0.25, log=print,
+        landmarks: list[int] = LANDMARKS) -> dict:
     import dlib
 
     hog = dlib.get_frontal_face_detector()
@@ -58,13 +59,13 @@ def fit(images: list[Path], shape_predictor: Path, size: int = 150, padding: flo
         if len(dets) != 1 or not ours:
             continue
         to_chip = dlib_image_to_chip(dlib.get_face_chip_details(sp(rgb, dets[0]), size, padding))
-        landmarks, _ = mesh.landmarks(rgb, ours[0])
-        points.append(apply_affine(to_chip, landmarks[LANDMARKS]))
+        mesh_points, _ = mesh.landmarks(rgb, ours[0])
+        points.append(apply_affine(to_chip, mesh_points[landmarks]))
     points = np.array(points)
     template = points.mean(0)
     rms = float(np.sqrt(((points - template) ** 2).sum(-1).mean()))
     log(f"fitted on {len(points)} faces; RMS distance of a face's points from the template: {rms:.2f} px")
-    return {"landmarks": LANDMARKS, "template": np.round(template, 3).tolist(), "chip_size": size,
+    return {"landmarks": list(landmarks), "template": np.round(template, 3).tolist(), "chip_size": size,
             "fitted_on": len(points), "rms_px": round(rms, 3)}
 
 
