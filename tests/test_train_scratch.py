@@ -81,3 +81,24 @@ def test_semihard_training_separates_held_out_pairs_float_and_int8(fixture_chips
     embed8 = lambda x: np.stack([tfl.run(c[None].astype(np.float32))[0].reshape(-1) for c in x])  # noqa: E731
     after8 = auc(embed8, test_x, test_y)
     assert after8 > before + 0.05 and abs(after8 - after) < 0.05, (before, after, after8)
+
+
+def test_training_resumes_from_its_checkpoint(fixture_chips, tmp_path):
+    import keras
+
+    from convert.data import Chips
+    from convert.train import small_encoder, train
+
+    chips, labels = fixture_chips
+    x, y = views(chips, labels, 4, seed=1, strong=False)
+    data = Chips(x, y, [])
+    keras.utils.set_random_seed(0)
+    first = small_encoder(150, 16, width=4)
+    train(first, data, tmp_path, epochs=1, steps=3, p=4, k=4, log=lambda *a: None)
+    logged = []
+    second = small_encoder(150, 16, width=4)  # a fresh process would build a fresh model
+    state = train(second, data, tmp_path, epochs=2, steps=3, p=4, k=4, log=logged.append)
+    assert any("resumed" in m and "epoch 1" in m for m in logged)
+    assert [h["epoch"] for h in state["history"]] == [1, 2]
+    rows = (tmp_path / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,loss") and [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
