@@ -158,8 +158,11 @@ class ResilientCamera:
     ``frozen_after_s``.  ``stop`` (a threading.Event) interrupts the waits."""
 
     def __init__(self, source, backoff_s: float = 1.0, backoff_max_s: float = 30.0, frozen_after_s: float = 10.0,
-                 stop: threading.Event | None = None):
+                 stop: threading.Event | None = None, heartbeat=None):
         self.source = source
+        # called at least once a second while waiting for the camera, so that systemd's
+        # watchdog sees a healthy process that is retrying, not a hung one
+        self.heartbeat = heartbeat or (lambda status: None)
         self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
         self.frozen_after_s = frozen_after_s
         self.stop = stop or threading.Event()
@@ -168,6 +171,12 @@ class ResilientCamera:
         self.frozen = False
         self._last_sig = None
         self._same_since = None
+
+    def _wait(self, seconds: float, status: str) -> None:
+        end = time.monotonic() + seconds
+        while not self.stop.is_set() and (left := end - time.monotonic()) > 0:
+            self.heartbeat(status)
+            self.stop.wait(min(left, 1.0))
 
     def _open(self) -> None:
         delay = self.backoff_s
@@ -178,7 +187,7 @@ class ResilientCamera:
                 return
             except CameraError as e:
                 log.error("%s; retrying in %.1f s", e, delay)
-                self.stop.wait(delay)
+                self._wait(delay, f"camera unavailable ({e}); retrying")
                 delay = min(delay * 2, self.backoff_max_s)
 
     def read(self) -> Frame | None:
@@ -194,7 +203,7 @@ class ResilientCamera:
                 self.source.close()
                 self.is_open = False
                 self.reopens += 1
-                self.stop.wait(self.backoff_s)
+                self._wait(self.backoff_s, f"camera failed ({e}); reopening")
                 continue
             if frame is not None:
                 self._check_frozen(frame)
@@ -217,11 +226,11 @@ class ResilientCamera:
         self.is_open = False
 
 
-def make_source(cfg, stop: threading.Event | None = None) -> ResilientCamera:
+def make_source(cfg, stop: threading.Event | None = None, heartbeat=None) -> ResilientCamera:
     if cfg.source == "picamera2":
         src = Picamera2Camera(cfg.width, cfg.height, cfg.fps)
     elif cfg.source == "images":
         src = ImageFolder(cfg.device, cfg.fps, cfg.pace, cfg.loop)
     else:  # "opencv": index, /dev/video*, URL or video file
         src = OpenCVCamera(cfg.device, cfg.width, cfg.height, cfg.fps, cfg.loop)
-    return ResilientCamera(src, cfg.reopen_backoff_s, cfg.reopen_backoff_max_s, cfg.frozen_after_s, stop)
+    return ResilientCamera(src, cfg.reopen_backoff_s, cfg.reopen_backoff_max_s, cfg.frozen_after_s, stop, heartbeat)

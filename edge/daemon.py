@@ -87,7 +87,11 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGHUP, lambda *_: reload.set())
-    camera = make_source(cfg.camera, stop)
+    def heartbeat(status: str) -> None:  # while the camera is being retried
+        notifier.watchdog()
+        notifier.status(status)
+
+    camera = make_source(cfg.camera, stop, heartbeat)
     live = door.pipeline.liveness
     log.info("facelatch running: encoder %s, FMR %g (threshold %.4f), liveness %s, camera %s %s, actuator %s",
              door.pipeline.encoder_card.data["name"], cfg.model.fmr, door.matcher.threshold,
@@ -110,7 +114,7 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
                     door.close()
                     if new_cfg.camera != cfg.camera:
                         camera.close()
-                        camera = make_source(new_cfg.camera, stop)
+                        camera = make_source(new_cfg.camera, stop, heartbeat)
                     cfg, door = new_cfg, new_door
                     log.info("reloaded configuration and template")
                 except FacelatchError as e:

@@ -80,3 +80,19 @@ def test_enroll_from_the_camera(tmp_path):
     # not enough good frames: nothing written
     rc, out, err = run_cli("enroll", "--camera", "--frames", "9", "--config", cfg, "--template", tmp_path / "t2.json")
     assert rc == 2 and "captured only 4 of 9" in err and not (tmp_path / "t2.json").exists()
+
+
+def test_missing_camera_keeps_the_watchdog_fed_and_stops_promptly(tmp_path):
+    """A camera that is not there is retried with backoff; meanwhile the heartbeat
+    (systemd watchdog) keeps coming, and a stop request ends the wait at once."""
+    import time
+
+    beats = []
+    stop = threading.Event()
+    cam = ResilientCamera(ImageFolder(str(tmp_path / "no-such-camera")), backoff_s=0.2, backoff_max_s=5.0,
+                          stop=stop, heartbeat=beats.append)
+    threading.Timer(2.5, stop.set).start()
+    t0 = time.monotonic()
+    assert cam.read() is None
+    assert time.monotonic() - t0 < 3.5
+    assert len(beats) >= 3 and "camera unavailable" in beats[-1]
