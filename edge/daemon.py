@@ -37,7 +37,10 @@ class Door:
 
     def __init__(self, cfg: config_mod.Config, pipeline: FacePipeline | None = None):
         self.cfg = cfg
-        Path(cfg.state_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(cfg.state_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise FacelatchError(f"cannot create the state directory {cfg.state_dir}: {e.strerror}") from None
         models = Path(cfg.model.models_dir) if cfg.model.models_dir else None
         live = cfg.liveness
         self.pipeline = pipeline or FacePipeline(cfg.model.encoder, cfg.model.threads, models,
