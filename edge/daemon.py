@@ -35,7 +35,7 @@ log = logging.getLogger("facelatch")
 class Door:
     """Everything built from one config; rebuilt on SIGHUP."""
 
-    def __init__(self, cfg: config_mod.Config, pipeline: FacePipeline | None = None):
+    def __init__(self, cfg: config_mod.Config, pipeline: FacePipeline | None = None, actuator=None):
         self.cfg = cfg
         try:
             Path(cfg.state_dir).mkdir(parents=True, exist_ok=True)
@@ -53,7 +53,7 @@ class Door:
         self.matcher = Matcher(self.template.reference, self.template.metric, card.threshold(cfg.model.fmr), cfg.model.fmr)
         self.store = StateStore(cfg.state_path("lockout.json"), cfg.policy.backoff_s)
         self.policy = DoorPolicy(cfg.policy, self.store.load(), self.store.save)
-        self.actuator = make_actuator(cfg.actuator)
+        self.actuator = actuator or make_actuator(cfg.actuator)
         self.audit = AuditLog(cfg.state_dir, cfg.audit.max_bytes, cfg.audit.backups, cfg.audit.save_snapshots,
                               cfg.audit.snapshot_max_count, cfg.audit.snapshot_max_age_days)
 
@@ -90,6 +90,7 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGHUP, lambda *_: reload.set())
+
     def heartbeat(status: str) -> None:  # while the camera is being retried
         notifier.watchdog()
         notifier.status(status)
@@ -112,9 +113,16 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
                 try:
                     new_cfg = load()
                     same_models = new_cfg.model == cfg.model and new_cfg.liveness == cfg.liveness
-                    new_door = Door(new_cfg, door.pipeline if same_models else None)
-                    new_door.policy.attempt = None
-                    door.close()
+                    same_actuator = new_cfg.actuator == cfg.actuator
+                    if not same_actuator:  # free the GPIO pin before the new actuator claims one
+                        door.close()
+                    try:
+                        new_door = Door(new_cfg, door.pipeline if same_models else None,
+                                        door.actuator if same_actuator else None)
+                    except FacelatchError:
+                        if not same_actuator:
+                            door.actuator = make_actuator(cfg.actuator)
+                        raise
                     if new_cfg.camera != cfg.camera:
                         camera.close()
                         camera = make_source(new_cfg.camera, stop, heartbeat)
