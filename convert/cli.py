@@ -7,6 +7,10 @@ import json
 import sys
 from pathlib import Path
 
+from edge.errors import FacelatchError
+
+from .dlib_format import DlibFormatError
+
 
 def cmd_import_dlib(args) -> None:
     from .dlib_format import read_network_file
@@ -386,7 +390,20 @@ def main(argv=None) -> int:
     s.set_defaults(func=cmd_evaluate)
 
     args = p.parse_args(argv)
-    return args.func(args) or 0
+    try:
+        return args.func(args) or 0
+    except ModuleNotFoundError as e:
+        hint = {"tensorflow": "pip install 'facelatch[convert]'", "keras": "pip install 'facelatch[convert]'",
+                "matplotlib": "pip install 'facelatch[convert]'", "dlib": "pip install dlib-bin",
+                "torch": "pip install torch"}.get((e.name or "").split(".")[0], f"pip install {e.name}")
+        print(f"facelatch-convert: error: this command needs {e.name} ({hint})", file=sys.stderr)
+        return 2
+    except (FacelatchError, DlibFormatError) as e:
+        print(f"facelatch-convert: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"facelatch-convert: error: {e.filename or ''}: {e.strerror}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -75,3 +75,18 @@ def test_keras_import_matches_dlib_on_real_chips():
             ours = model(chip[None].astype(np.float32)).numpy()[0]
             worst = max(worst, float(np.abs(ours - np.array(rec.compute_face_descriptor(chip))).max()))
     assert 0 < worst <= 1e-4
+
+
+def test_convert_cli_bad_inputs_are_one_line_errors(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    (tmp_path / "bad.dat").write_bytes(b"\x07" * 100)
+    for args, words in ((["import-dlib", str(tmp_path / "missing.dat"), str(tmp_path / "o.keras")], "No such file"),
+                        (["import-dlib", str(tmp_path / "bad.dat"), str(tmp_path / "o.keras")], "not a dlib network"),
+                        (["evaluate", str(tmp_path / "none.json"), "--lfw", str(tmp_path)], "not found")):
+        r = subprocess.run([sys.executable, "-m", "convert.cli", *args], cwd=ROOT, capture_output=True, text=True)
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and words in lines[0], r.stderr
