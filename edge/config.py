@@ -34,6 +34,7 @@ class ModelConfig:
     models_dir: str = ""
     threads: int = 1
     fmr: float = 1e-4
+    full_range_fallback: bool = False
 
 
 @dataclass

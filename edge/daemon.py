@@ -45,7 +45,8 @@ class Door:
         live = cfg.liveness
         self.pipeline = pipeline or FacePipeline(cfg.model.encoder, cfg.model.threads, models,
                                                  live.model if live.enabled else None,
-                                                 live.threshold if live.threshold >= 0 else None)
+                                                 live.threshold if live.threshold >= 0 else None,
+                                                 cfg.model.full_range_fallback)
         key_file = find_key_file(cfg.template.key_file)
         key = read_key(key_file) if key_file else None
         self.template = load_template(cfg.state_path(cfg.template.path), self.pipeline.model_sha256, key)
