@@ -52,7 +52,7 @@ class FaceFinder:
 
     Detection uses the short-range BlazeFace model and, when it finds nothing and
     ``full_range_fallback`` is on, the full-range one (small or distant faces, group
-    photos).  The fallback costs ~4.5 ms on every empty frame, so the door daemon
+    photos).  The fallback costs ~5 ms on every empty frame (x86), so the door daemon
     leaves it off by default (it ignores small faces anyway)."""
 
     def __init__(self, aligner: Aligner, threads: int = 1, models: Path | None = None,
