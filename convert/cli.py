@@ -210,7 +210,7 @@ def cmd_train_liveness(args) -> int:
     sets = {k: data.select(np.isin(data.subject, sorted(v))) for k, v in split.items()}
     for k, v in sets.items():
         print(f"{k}: subjects {sorted(split[k])}, {int(v.live.sum())} live, {int((1 - v.live).sum())} attack")
-    model = train_liveness(sets["train"], epochs=args.epochs, seed=args.seed)
+    model = train_liveness(sets["train"], epochs=args.epochs, seed=args.seed, label_smoothing=args.label_smoothing)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rep = sets["train"].crops[np.random.default_rng(0).choice(len(sets["train"].crops), 300, replace=False)]
@@ -272,7 +272,7 @@ def cmd_train_liveness(args) -> int:
                        "results_on_test_subjects": results,
                        "untested": "NUAA has printed photos only: screen replays, video, masks and cut-outs are "
                                    "not measured"},
-        "training": {"epochs": args.epochs, "seed": args.seed, "data": "NUAA training part, train subjects only",
+        "training": {"epochs": args.epochs, "seed": args.seed, "label_smoothing": args.label_smoothing, "data": "NUAA training part, train subjects only",
                      "augmentation": "flip, rotation ±8°, zoom ±10 %, shift, blur, brightness/contrast/colour, noise"},
         "provenance": {"weights": "trained from scratch by facelatch-convert train-liveness",
                        "data_terms": "NUAA Photograph Imposter database: research use (Tan et al., ECCV 2010); "
@@ -370,6 +370,8 @@ def main(argv=None) -> int:
     s.add_argument("--bpcer", type=float, default=0.05, help="BPCER the threshold is chosen for (default 0.05)")
     s.add_argument("--epochs", type=int, default=12)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--label-smoothing", type=float, default=0.0,
+                   help="keeps scores off the saturated ends (0.1 is a common choice); default 0")
     s.add_argument("--minifasnet", help="MiniFASNetV2 .pth: score it on the same split as the baseline (needs torch)")
     s.add_argument("--plots", help="folder for liveness_det.png")
     s.add_argument("--cache", default="build/chips")

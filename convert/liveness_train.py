@@ -35,12 +35,14 @@ def liveness_augment(rng: np.random.Generator):
                    colour=0.1, noise=4.0, border=cv2.BORDER_CONSTANT, rng=rng)
 
 
-def train_liveness(train: LiveSet, epochs: int = 12, batch: int = 64, lr: float = 1e-3, seed: int = 0, log=print):
+def train_liveness(train: LiveSet, epochs: int = 12, batch: int = 64, lr: float = 1e-3, seed: int = 0, log=print,
+                   label_smoothing: float = 0.0):
     import keras
 
     keras.utils.set_random_seed(seed)
     model = liveness_net(train.crops.shape[1])
-    model.compile(keras.optimizers.Adam(lr), keras.losses.BinaryCrossentropy(from_logits=True))
+    model.compile(keras.optimizers.Adam(lr),
+                  keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=label_smoothing))
     rng = np.random.default_rng(seed)
     augment = liveness_augment(rng)
     y = train.live.astype(np.float32)
