@@ -33,7 +33,7 @@ class Embedder:
             raise FacelatchError(f"{card.model_path.name}: input {self.model.input_shape} does not match card size {size}")
 
     def _once(self, chip: np.ndarray) -> np.ndarray:
-        out = self.model.run(chip[None].astype(np.float32))[0].reshape(-1)
+        out = self.model.run(self.model.pixels(chip))[0].reshape(-1)
         if out.size != self.dim:
             raise FacelatchError(f"{self.card.model_path.name}: embedding has {out.size} values, card says {self.dim}")
         return out

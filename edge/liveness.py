@@ -40,7 +40,7 @@ class Liveness:
 
     def score(self, rgb: np.ndarray, face: Face) -> float:
         crop = liveness_crop(rgb, face.box, self.size, self.context)
-        logit = float(self.model.run(crop[None].astype(np.float32))[0].reshape(-1)[0])
+        logit = float(self.model.run(self.model.pixels(crop))[0].reshape(-1)[0])
         return float(1.0 / (1.0 + np.exp(-np.clip(logit, -80, 80))))
 
     def is_live(self, score: float) -> bool:

@@ -98,6 +98,16 @@ class TFLiteModel:
         scale, zero = self.input.get("quantization", (0.0, 0))
         self._in_scale, self._in_zero = float(scale), int(zero)
 
+    @property
+    def takes_raw_pixels(self) -> bool:
+        """True when the input is uint8 quantized with scale 1, zero point 0: uint8
+        pixels can be fed as they are, without a float round trip."""
+        return self.input_dtype == np.uint8 and self._in_scale == 1.0 and self._in_zero == 0
+
+    def pixels(self, img: np.ndarray) -> np.ndarray:
+        """A uint8 image (H, W, 3) as this model's input batch of one."""
+        return img[None] if self.takes_raw_pixels else img[None].astype(np.float32)
+
     def _prepare(self, x: np.ndarray) -> np.ndarray:
         if x.dtype == self.input_dtype:
             return x
