@@ -43,6 +43,28 @@ def stats(v) -> dict:
     return {"median_ms": float(np.median(v)), "p95_ms": float(np.percentile(v, 95))}
 
 
+def decode(s):
+    s["rgb"] = cv2.cvtColor(cv2.imdecode(np.frombuffer(s["jpeg"], np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def timed_loop(frames, seconds, stages) -> dict:
+    """Run ``stages`` ((name, fn(state)) in order) on the frames, round robin, for at
+    least ``seconds`` and two passes; per-stage and total times in ms."""
+    st = {name: [] for name, _ in stages}
+    st["total"] = []
+    t_end, n = time.perf_counter() + seconds, 0
+    while time.perf_counter() < t_end or n < 2 * len(frames):
+        state = {"jpeg": frames[n % len(frames)]}
+        start = time.perf_counter()
+        for name, fn in stages:
+            t0 = time.perf_counter()
+            fn(state)
+            st[name].append(1000 * (time.perf_counter() - t0))
+        st["total"].append(1000 * (time.perf_counter() - start))
+        n += 1
+    return st
+
+
 def run_facelatch(frames, threads, seconds):
     from edge.decision import Matcher
     from edge.pipeline import FacePipeline
@@ -52,29 +74,20 @@ def run_facelatch(frames, threads, seconds):
     ref = np.zeros(128, np.float32)
     ref[0] = 1
     matcher = Matcher(ref, "cosine", 0.05, 1e-4)
-    st = {k: [] for k in ("decode", "detect", "align", "liveness", "embed", "match", "total")}
-    t_end, n = time.perf_counter() + seconds, 0
-    while time.perf_counter() < t_end or n < 2 * len(frames):
-        buf = frames[n % len(frames)]
-        t0 = time.perf_counter()
-        rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        t1 = time.perf_counter()
-        faces = f.detect(rgb)
-        t2 = time.perf_counter()
-        lm, _ = f.mesh.landmarks(rgb, faces[0])
-        chip = f.aligner.chip(rgb, lm)
-        t3 = time.perf_counter()
-        pipe.liveness.score(rgb, faces[0])
-        t4 = time.perf_counter()
-        e = pipe.embedder.embed(chip)
-        t5 = time.perf_counter()
-        matcher.compare(e)
-        t6 = time.perf_counter()
-        for k, a, b in (("decode", t0, t1), ("detect", t1, t2), ("align", t2, t3), ("liveness", t3, t4),
-                        ("embed", t4, t5), ("match", t5, t6), ("total", t0, t6)):
-            st[k].append(1000 * (b - a))
-        n += 1
-    return st
+
+    def detect(s):
+        s["face"] = f.detect(s["rgb"])[0]
+
+    def align(s):
+        s["chip"] = f.aligner.chip(s["rgb"], f.mesh.landmarks(s["rgb"], s["face"])[0])
+
+    def embed(s):
+        s["embedding"] = pipe.embedder.embed(s["chip"])
+
+    return timed_loop(frames, seconds, [
+        ("decode", decode), ("detect", detect), ("align", align),
+        ("liveness", lambda s: pipe.liveness.score(s["rgb"], s["face"])),
+        ("embed", embed), ("match", lambda s: matcher.compare(s["embedding"]))])
 
 
 def run_peer(frames, models: Path, seconds):
@@ -84,27 +97,20 @@ def run_peer(frames, models: Path, seconds):
     sp = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
     rec = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
     ref = np.zeros(128)
-    st = {k: [] for k in ("decode", "detect", "align", "embed", "match", "total")}
-    t_end, n = time.perf_counter() + seconds, 0
-    while time.perf_counter() < t_end or n < 2 * len(frames):
-        buf = frames[n % len(frames)]
-        t0 = time.perf_counter()
-        rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        t1 = time.perf_counter()
-        dets = hog(rgb, 1)  # face_recognition's default: upsample once
-        t2 = time.perf_counter()
-        shape = sp(rgb, dets[0]) if dets else None
-        chip = dlib.get_face_chip(rgb, shape, size=150, padding=0.25) if dets else None
-        t3 = time.perf_counter()
-        d = np.array(rec.compute_face_descriptor(chip)) if dets else ref
-        t4 = time.perf_counter()
-        np.linalg.norm(d - ref)
-        t5 = time.perf_counter()
-        for k, a, b in (("decode", t0, t1), ("detect", t1, t2), ("align", t2, t3), ("embed", t3, t4),
-                        ("match", t4, t5), ("total", t0, t5)):
-            st[k].append(1000 * (b - a))
-        n += 1
-    return st
+
+    def detect(s):
+        s["dets"] = hog(s["rgb"], 1)  # face_recognition's default: upsample once
+
+    def align(s):
+        s["chip"] = (dlib.get_face_chip(s["rgb"], sp(s["rgb"], s["dets"][0]), size=150, padding=0.25)
+                     if s["dets"] else None)
+
+    def embed(s):
+        s["d"] = np.array(rec.compute_face_descriptor(s["chip"])) if s["chip"] is not None else ref
+
+    return timed_loop(frames, seconds, [
+        ("decode", decode), ("detect", detect), ("align", align), ("embed", embed),
+        ("match", lambda s: np.linalg.norm(s["d"] - ref))])
 
 
 def worker(args):
