@@ -193,94 +193,82 @@ def cmd_train(args) -> None:
     print(f"wrote {out / 'export.keras'} (batch 1, from {best.name}); best validation {state['best']}")
 
 
-def cmd_train_liveness(args) -> int:
+def cmd_pad_data(args) -> int:
+    from .pad_data import build, scan
+
+    manifest = build(Path(args.mirrors), Path(args.nuaa) if args.nuaa else None, Path(args.out))
+    if not manifest:
+        raise FacelatchError("no PAD source found: fetch the repositories named in convert/pad_data.py first")
+    z = scan(manifest, Path(args.out) / "scan.npz")
+    print(f"wrote {Path(args.out) / 'scan.npz'}: {len(manifest)} images, a face found in {int(z['found'].sum())}")
+    return 0
+
+
+def _load_scan(path):
     import numpy as np
 
+    if not Path(path).is_file():
+        raise FacelatchError(f"PAD scan not found: {path} (make it with facelatch-convert pad-data)")
+    z = np.load(path, allow_pickle=False)
+    return {k: z[k] for k in z.files}
+
+
+def cmd_import_minifasnet(args) -> int:
+    import numpy as np
+
+    from .liveness import import_minifasnet, scan_patches
+    from .minifasnet import crop_scale
+
+    calibration = None
+    if args.int8:
+        scan = _load_scan(args.calibration)
+        scales = args.scales or [crop_scale(p) for p in args.pth]
+        patches = scan_patches(scan, scales)[scan["found"]]
+        calibration = patches[np.random.default_rng(0).choice(len(patches), min(args.count, len(patches)), replace=False)]
+    command = " ".join(["facelatch-convert import-minifasnet", *map(str, args.pth),
+                        *(["--scales", *map(str, args.scales)] if args.scales else []),
+                        *(["--int8", "--calibration", str(args.calibration), "--count", str(args.count)] if args.int8 else []),
+                        "-o", str(args.out)])
+    import_minifasnet(args.pth, Path(args.out), args.scales, args.int8, calibration, command)
+    return 0
+
+
+def cmd_evaluate_liveness(args) -> int:
+    import numpy as np
+
+    from edge.modelcard import load_card
+
     from .card import write_json_atomic
-    from .liveness_data import CONTEXT, SIZE, nuaa
-    from .liveness_train import apcer_bpcer, scores, threshold_for_bpcer, train_liveness
-    from .quantize import to_tflite
-    from edge.runtime import TFLiteModel, sha256_file
+    from .liveness import loso_report, model_scores, print_report, scan_digest, scan_patches
 
-    data = nuaa(args.nuaa, Path(args.cache))
-    split = {name: {int(x) for x in subjects.split(",")} for name, subjects in
-             (("train", args.train_subjects), ("tune", args.tune_subjects), ("test", args.test_subjects))}
-    if split["train"] & split["tune"] or split["train"] & split["test"] or split["tune"] & split["test"]:
-        raise SystemExit("train, tune and test subjects must not overlap")
-    sets = {k: data.select(np.isin(data.subject, sorted(v))) for k, v in split.items()}
-    for k, v in sets.items():
-        print(f"{k}: subjects {sorted(split[k])}, {int(v.live.sum())} live, {int((1 - v.live).sum())} attack")
-    model = train_liveness(sets["train"], epochs=args.epochs, seed=args.seed, label_smoothing=args.label_smoothing)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    rep = sets["train"].crops[np.random.default_rng(0).choice(len(sets["train"].crops), 300, replace=False)]
-    out.write_bytes(to_tflite(model, rep))
-    tfl = TFLiteModel(out)
-    int8 = lambda crops: 1 / (1 + np.exp(-np.array(  # noqa: E731
-        [tfl.run(c[None].astype(np.float32))[0].reshape(-1)[0] for c in crops])))
-
-    results, curves = {}, {}
-    for name, fn in (("facelatch (float)", lambda c: scores(model, c)), ("facelatch (int8, shipped)", int8)):
-        tune, test = sets["tune"], sets["test"]
-        st, ss = fn(tune.crops), fn(test.crops)
-        thr = threshold_for_bpcer(st[tune.live == 1], args.bpcer)
-        apcer, bpcer = apcer_bpcer(ss[test.live == 1], ss[test.live == 0], thr)
-        results[name] = {"threshold": thr, "test_apcer": apcer, "test_bpcer": bpcer}
-        curves[name] = (ss[test.live == 1], ss[test.live == 0])
-        print(f"{name}: threshold {thr:.4f} (tune BPCER <= {args.bpcer:.0%}); test APCER {apcer:.2%}, BPCER {bpcer:.2%}")
-    if args.minifasnet:
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-        import minifasnet
-        from edge.pipeline import read_image
-
-        ref = minifasnet.load(args.minifasnet)
-        for k in ("tune", "test"):
-            s = sets[k]
-            s.mf = minifasnet.live_scores(ref, [read_image(p) for p in s.paths], s.boxes)
-        thr = threshold_for_bpcer(sets["tune"].mf[sets["tune"].live == 1], args.bpcer)
-        t = sets["test"]
-        apcer, bpcer = apcer_bpcer(t.mf[t.live == 1], t.mf[t.live == 0], thr)
-        results["MiniFASNetV2 (baseline, float)"] = {"threshold": thr, "test_apcer": apcer, "test_bpcer": bpcer}
-        curves["MiniFASNetV2 (baseline)"] = (t.mf[t.live == 1], t.mf[t.live == 0])
-        print(f"MiniFASNetV2 baseline: threshold {thr:.4f}; test APCER {apcer:.2%}, BPCER {bpcer:.2%}")
-        fuse_t = (int8(sets["tune"].crops) + sets["tune"].mf) / 2
-        fuse_s = (int8(t.crops) + t.mf) / 2
-        thr = threshold_for_bpcer(fuse_t[sets["tune"].live == 1], args.bpcer)
-        apcer, bpcer = apcer_bpcer(fuse_s[t.live == 1], fuse_s[t.live == 0], thr)
-        results["fusion: mean(facelatch int8, MiniFASNetV2)"] = {"threshold": thr, "test_apcer": apcer,
-                                                                 "test_bpcer": bpcer}
-        curves["fusion (mean)"] = (fuse_s[t.live == 1], fuse_s[t.live == 0])
-        print(f"fusion: threshold {thr:.4f}; test APCER {apcer:.2%}, BPCER {bpcer:.2%}")
-    if args.plots:
-        det_plot(curves, Path(args.plots) / "liveness_det.png")
-        print(f"wrote {Path(args.plots) / 'liveness_det.png'}")
-    shipped = results["facelatch (int8, shipped)"]
-    card = {
-        "kind": "liveness", "name": out.stem, "sha256": sha256_file(out),
-        "description": "Presentation-attack (printed photo) detector trained by facelatch on NUAA.",
-        "input": {"size": SIZE, "colour": "RGB", "dtype": "uint8", "normalization": "none: pixels 0..255"},
-        "crop": {"size": SIZE, "context": CONTEXT,
-                 "definition": "square crop centred on the face detector's box, side context x max(w, h), black "
-                               "outside the image, resized to size x size (edge.liveness.liveness_crop)"},
-        "output": "logit; P(live) = sigmoid(logit)",
-        "threshold": {"live_score": round(shipped["threshold"], 4),
-                      "chosen_for": f"BPCER <= {args.bpcer:.0%} on the tune subjects"},
-        "evaluation": {"protocol": "NUAA Photograph Imposter database, official TRAINING part only, split by subject",
-                       "subjects": {k: sorted(v) for k, v in split.items()},
-                       "counts": {k: {"live": int(v.live.sum()), "attack": int((1 - v.live).sum())}
-                                  for k, v in sets.items()},
-                       "results_on_test_subjects": results,
-                       "untested": "NUAA has printed photos only: screen replays, video, masks and cut-outs are "
-                                   "not measured"},
-        "training": {"epochs": args.epochs, "seed": args.seed, "label_smoothing": args.label_smoothing, "data": "NUAA training part, train subjects only",
-                     "augmentation": "flip, rotation ±8°, zoom ±10 %, shift, blur, brightness/contrast/colour, noise"},
-        "provenance": {"weights": "trained from scratch by facelatch-convert train-liveness",
-                       "data_terms": "NUAA Photograph Imposter database: research use (Tan et al., ECCV 2010); "
-                                     "no image ships",
-                       "licence": "weights: the facelatch project's own (MIT)"},
-    }
-    write_json_atomic(out.with_suffix(".json"), card)
-    print(f"wrote {out} and its card")
+    card = load_card(args.card, kind="liveness")
+    scan = _load_scan(args.scan)
+    found = scan["found"]
+    patches = scan_patches(scan, card.data["crop"]["scales"])[found]
+    scores = model_scores(card.model_path, patches, args.threads)
+    live, source = scan["live"][found], scan["source"][found]
+    rep = loso_report(scores, live, source, args.bpcer)
+    print_report(card.data["name"], rep)
+    if args.scores:
+        np.savez(args.scores, scores=scores, live=live, source=source, index=np.flatnonzero(found))
+    if args.write_card:
+        data = dict(card.data)
+        data["threshold"] = {"live_score": round(rep["shipped_threshold"], 4),
+                             "chosen_for": f"BPCER <= {args.bpcer:.0%} on the live frames of every door-like source "
+                                           f"({', '.join(rep['door_sources'])}); attacks never looked at"}
+        data["evaluation"] = {
+            "protocol": "leave one source out: for each door-like source the threshold is fixed on the other door-like "
+                        "sources' live frames (same rule), then APCER/BPCER are measured on it; tight-crop sources "
+                        "are measured at the threshold fixed on all door-like sources",
+            "scan": f"{args.scan} (sha256 {scan_digest(args.scan)}…); faces found by the device's own detector",
+            "per_source": {k: {kk: (round(vv, 4) if isinstance(vv, float) else vv) for kk, vv in v.items()}
+                           for k, v in rep["per_source"].items()},
+            "pooled_door_loso": {k: (round(v, 4) if isinstance(v, float) else v)
+                                 for k, v in rep["pooled_door_loso"].items()},
+            "command": f"facelatch-convert evaluate-liveness {args.card} --scan {args.scan} --bpcer {args.bpcer} "
+                       "--write-card"}
+        write_json_atomic(card.path, data)
+        print(f"wrote the threshold and the figures into {card.path}")
     return 0
 
 
@@ -362,21 +350,30 @@ def main(argv=None) -> int:
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("train-liveness", help="train the liveness model on NUAA, subject-disjoint, and measure it")
-    s.add_argument("--nuaa", required=True, help="NUAA root with real/ and attack/")
-    s.add_argument("--train-subjects", default="1,2,3,4,5")
-    s.add_argument("--tune-subjects", default="6,7", help="threshold chosen here")
-    s.add_argument("--test-subjects", default="8,9", help="figures reported here")
-    s.add_argument("--bpcer", type=float, default=0.05, help="BPCER the threshold is chosen for (default 0.05)")
-    s.add_argument("--epochs", type=int, default=12)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--label-smoothing", type=float, default=0.0,
-                   help="keeps scores off the saturated ends (0.1 is a common choice); default 0")
-    s.add_argument("--minifasnet", help="MiniFASNetV2 .pth: score it on the same split as the baseline (needs torch)")
-    s.add_argument("--plots", help="folder for liveness_det.png")
-    s.add_argument("--cache", default="build/chips")
+    s = sub.add_parser("pad-data", help="unpack the fetched PAD repositories (+ NUAA) and scan them with the device's detector")
+    s.add_argument("--mirrors", default="/work/.mirror", help="folder of fetched snapshots (<owner>+<name>/repo)")
+    s.add_argument("--nuaa", help="NUAA root with real/ and attack/")
+    s.add_argument("--out", default="build/pad", help="output folder (images, manifest.json, scan.npz)")
+    s.set_defaults(func=cmd_pad_data)
+
+    s = sub.add_parser("import-minifasnet", help="MiniFASNet .pth file(s) -> one liveness TFLite model + card")
+    s.add_argument("pth", nargs="+", help="Silent-Face .pth state dicts (members, in order)")
+    s.add_argument("--scales", type=float, nargs="+", help="crop scale per member (default: from the file names)")
+    s.add_argument("--int8", action="store_true", help="full int8 (default: float32)")
+    s.add_argument("--calibration", help="--int8: PAD scan (scan.npz from pad-data) for calibration patches")
+    s.add_argument("--count", type=int, default=300, help="calibration patches (default 300)")
     s.add_argument("-o", "--out", required=True, help="output .tflite (card next to it)")
-    s.set_defaults(func=cmd_train_liveness)
+    s.set_defaults(func=cmd_import_minifasnet)
+
+    s = sub.add_parser("evaluate-liveness", help="leave-one-source-out APCER/BPCER per PAD source; the card's threshold")
+    s.add_argument("card", help="liveness card (.json)")
+    s.add_argument("--scan", default="build/pad/scan.npz", help="PAD scan from pad-data")
+    s.add_argument("--bpcer", type=float, default=0.01,
+                   help="the threshold keeps BPCER at most this on every tuning source (default 0.01)")
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--scores", help="save the per-frame scores (.npz)")
+    s.add_argument("--write-card", action="store_true", help="store the threshold and figures in the card")
+    s.set_defaults(func=cmd_evaluate_liveness)
 
     s = sub.add_parser("evaluate", help="LFW 10-fold through the device pipeline; FMR thresholds for the card")
     s.add_argument("model", help="encoder card (.json, for its .tflite) or a .keras model")

@@ -7,13 +7,15 @@ import json
 import os
 import sys
 import tempfile
+import threading
+import time
 from importlib import resources
 from pathlib import Path
 
 from .decision import DEFAULT_FMR, Matcher, distance
 from .errors import FacelatchError
 from .images import list_images
-from .pipeline import DEFAULT_ENCODER, DEFAULT_LIVENESS, FacePipeline, read_image
+from .pipeline import DEFAULT_ENCODER, DEFAULT_LIVENESS, FaceFinder, FacePipeline, read_image
 from .template import Template, default_template_path, load_template
 
 def _pipeline(args, liveness: bool = False) -> FacePipeline:
@@ -52,9 +54,6 @@ def _template_path(args) -> Path:
 def _camera_embeddings(args, pipe: FacePipeline) -> tuple[list, list[str]]:
     """Capture ``--frames`` good frames: one face, at least the policy's minimum size,
     sharp enough (variance of the chip's Laplacian), shown as progress."""
-    import threading
-    import time
-
     import cv2
 
     from . import config
@@ -214,25 +213,96 @@ def cmd_embed(args) -> int:
     return 1 if errors else 0
 
 
+def _liveness_model(args, cfg=None):
+    """The liveness stage as the daemon would build it (config's model and threshold)."""
+    from . import config
+    from .liveness import Liveness
+    from .modelcard import load_card, models_dir
+    from .pipeline import _card_path
+
+    cfg = cfg or (config.load(args.config) if args.config else config.Config())
+    models = Path(cfg.model.models_dir) if cfg.model.models_dir else models_dir()
+    live = cfg.liveness
+    return Liveness(load_card(_card_path(live.model, models), kind="liveness"), args.threads,
+                    live.threshold if live.threshold >= 0 else None)
+
+
 def cmd_liveness(args) -> int:
-    pipe = FacePipeline(args.encoder, threads=args.threads, liveness=DEFAULT_LIVENESS)
+    if args.camera:
+        return _liveness_camera(args)
+    if not args.paths:
+        raise FacelatchError("give images or folders, or --camera")
+    liveness = _liveness_model(args)
+    finder = FaceFinder(None, args.threads)
     errors = 0
     for path in list_images(args.paths):
         try:
             rgb = read_image(path)
-            found = pipe.finder.find(rgb, chips="none")
+            found = finder.find(rgb, chips="none")
         except FacelatchError as e:
             print(f"facelatch: {e}", file=sys.stderr)
             print(json.dumps({"path": str(path), "error": str(e)}), flush=True)
             errors += 1
             continue
-        score = pipe.liveness.score(rgb, found[0].face) if found else None
+        score = liveness.score(rgb, found[0].face) if found else None
         rec = {"path": str(path), "faces": len(found), "live_score": None if score is None else round(score, 4),
-               "live": None if score is None else pipe.liveness.is_live(score)}
+               "live": None if score is None else liveness.is_live(score)}
         print(json.dumps(rec) if args.json else
               f"{'no face' if score is None else 'live' if rec['live'] else 'NOT live':<9} {path}"
-              + ("" if score is None else f"  P(live) {score:.3f} (threshold {pipe.liveness.threshold:.3f})"))
+              + ("" if score is None else f"  P(live) {score:.3f} (threshold {liveness.threshold:.3f})"))
     return 1 if errors else 0
+
+
+def _liveness_camera(args) -> int:
+    """Installer check: P(live) of the person in front of the camera, against the
+    configured threshold.  Exit 0 when at most 5 % of their frames would be
+    rejected, 1 (with a warning) when more, 2 when no face was seen."""
+    import numpy as np
+
+    from . import config
+    from .camera import make_source
+
+    cfg = config.load(args.config) if args.config else config.Config()
+    liveness = _liveness_model(args, cfg)
+    finder = FaceFinder(None, args.threads)
+    stop = threading.Event()
+    cam = make_source(cfg.camera, stop)
+    scores, frames, deadline = [], 0, time.monotonic() + args.seconds
+    print(f"stand in front of the camera as you would at the door, for {args.seconds:.0f} s "
+          f"(P(live) threshold {liveness.threshold:.3f})", file=sys.stderr)
+    try:
+        while time.monotonic() < deadline:
+            frame = cam.read()
+            if frame is None:
+                break
+            frames += 1
+            found = [f for f in finder.find(frame.rgb, chips="none") if f.face.size >= cfg.policy.min_face_px]
+            if found:
+                scores.append(liveness.score(frame.rgb, found[0].face))
+                print(f"\r{len(scores)} face frames, last P(live) {scores[-1]:.3f}   ", end="", file=sys.stderr,
+                      flush=True)
+    finally:
+        cam.close()
+        print(file=sys.stderr)
+    if not scores:
+        raise FacelatchError(f"no face of at least {cfg.policy.min_face_px:g} px seen in {frames} frames")
+    s = np.array(scores)
+    rejected = float(np.mean(s < liveness.threshold))
+    q = np.percentile(s, [5, 25, 50, 75, 95])
+    summary = {"frames": frames, "face_frames": len(s), "threshold": round(liveness.threshold, 4),
+               "rejected": round(rejected, 4), "p5": round(q[0], 4), "p25": round(q[1], 4), "median": round(q[2], 4),
+               "p75": round(q[3], 4), "p95": round(q[4], 4), "min": round(float(s.min()), 4)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{len(s)} frames with a face (of {frames}); P(live): min {s.min():.3f}, 5 % {q[0]:.3f}, "
+              f"median {q[2]:.3f}, 95 % {q[4]:.3f}; {rejected:.1%} below the threshold {liveness.threshold:.3f}")
+    if rejected > 0.05:
+        print(f"facelatch: warning: the liveness threshold {liveness.threshold:.3f} would reject {rejected:.0%} of this "
+              f"person's frames on this camera (more than 5 %): check the lighting and the camera position; "
+              f"lowering liveness.threshold lets more attacks through", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_bench(args) -> int:
@@ -283,8 +353,10 @@ def cmd_demo(args) -> int:
             line += f"   {len(found)} faces in view: a door denies"
         print(line)
     if pipe.liveness is not None:
-        print("These are still photographs, so the liveness check calls them not live: at a door, a photo of the\n"
-              "enrolled person matches but does not open it (facelatch run unlocks only on k of n live, matching frames).")
+        print("Liveness judges what a camera sees (a print or a screen held up to it); these are digital photos fed\n"
+              "straight in, with no print or screen in view, so it may call them live.  At a door (facelatch run) an\n"
+              "unlock needs k of n fresh frames that match and look live: a still fed as identical frames never\n"
+              "counts, and liveness.require_blink refuses any still.  See README: liveness.")
     return 0
 
 
@@ -329,9 +401,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="JSON lines (the only output format)")
     s.set_defaults(func=cmd_embed)
 
-    s = sub.add_parser("liveness", help="one line per image: P(live) of the largest face and the decision")
-    s.add_argument("paths", nargs="+", help="images or folders (recursed)")
+    s = sub.add_parser("liveness", help="one line per image: P(live) of the largest face and the decision; "
+                                        "--camera: check the threshold on the installed camera")
+    s.add_argument("paths", nargs="*", help="images or folders (recursed)")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--camera", action="store_true",
+                   help="installer check: P(live) of the person in front of the configured camera; warns (exit 1) "
+                        "when the threshold would reject more than 5 %% of their frames")
+    s.add_argument("--seconds", type=float, default=10.0, help="--camera: how long to watch (default 10)")
+    s.add_argument("--config", help="daemon config (camera, liveness model and threshold)")
     s.set_defaults(func=cmd_liveness)
 
     s = sub.add_parser("bench", help="short benchmark on the bundled images: per-stage latency, frames/s")

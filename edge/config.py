@@ -40,8 +40,9 @@ class ModelConfig:
 @dataclass
 class LivenessConfig:
     enabled: bool = True
-    model: str = "facelatch_liveness_int8"
+    model: str = "facelatch_liveness"
     threshold: float = -1.0  # -1: the model card's default
+    require_blink: bool = False  # opt-in active check: an unlock also needs a blink
 
 
 @dataclass

@@ -28,6 +28,7 @@ from .secrets import find_key_file, read_key
 from .state import StateStore
 from .systemd import Notifier, watchdog_interval
 from .template import load_template
+from .temporal import FrameNovelty, eye_aspect_ratio
 
 log = logging.getLogger("facelatch")
 
@@ -53,8 +54,9 @@ class Door:
         card = self.pipeline.encoder_card
         self.matcher = Matcher(self.template.reference, self.template.metric, card.threshold(cfg.model.fmr), cfg.model.fmr)
         self.store = StateStore(cfg.state_path("lockout.json"), cfg.policy.backoff_s)
-        self.policy = DoorPolicy(cfg.policy, self.store.load(), self.store.save)
+        self.policy = DoorPolicy(cfg.policy, self.store.load(), self.store.save, cfg.liveness.require_blink)
         self.actuator = actuator or make_actuator(cfg.actuator)
+        self.novelty = FrameNovelty()
         self.audit = AuditLog(cfg.state_dir, cfg.audit.max_bytes, cfg.audit.backups, cfg.audit.save_snapshots,
                               cfg.audit.snapshot_max_count, cfg.audit.snapshot_max_age_days)
 
@@ -65,10 +67,13 @@ class Door:
             boxes = [tuple(float(v) for v in r.face.box) for r in found]
             if not found or found[0].embedding is None:
                 return FrameResult(frame.t, boxes)
-            m = self.matcher.compare(found[0].embedding)
-            score = found[0].live_score
+            face = found[0]
+            m = self.matcher.compare(face.embedding)
+            score = face.live_score
             live = None if score is None else self.pipeline.liveness.is_live(score)
-            return FrameResult(frame.t, boxes, m.is_match, m.distance, live, score)
+            fresh = self.novelty.fresh(face.live_patch if face.live_patch is not None else face.chip)
+            return FrameResult(frame.t, boxes, m.is_match, m.distance, live, score, fresh,
+                               eye_aspect_ratio(face.landmarks) if face.landmarks is not None else None)
         except Exception:  # fail secure, keep running
             log.exception("error while judging frame %d; treated as no match", frame.index)
             return FrameResult(frame.t, [], False, None)

@@ -1,9 +1,15 @@
-"""Presentation-attack detection (liveness): is this a live face or a photo of one?
+"""Presentation-attack detection (liveness): is this a live face, or a photo or a
+screen showing one?
 
-The model sees a wide crop around the detected face — ``context`` times the box
-side, centred on the box, resized to the model's input — so that the edges of a
-held photo, the fingers holding it and the print's texture are in view.  The crop
-definition lives here, in one place, and training imports it."""
+The model is a small stack of MiniFASNet networks (Silent-Face-Anti-Spoofing,
+Apache-2.0, converted by ``facelatch-convert import-minifasnet``).  Each member
+sees its own patch around the detected face — the box scaled by the member's
+factor (2.7x, 4.0x: the wider the patch, the more of a held photo's or a
+screen's edge is in view), shifted to stay inside the frame and resized to 80x80.
+The patches are stacked along the channel axis into the one model input; the
+model returns 3 logits per member (index 1 = live) and P(live) is the mean of the
+members' softmax probabilities.  The patch definition lives here, in one place, and
+the converter and the benchmarks import it."""
 
 from __future__ import annotations
 
@@ -11,20 +17,41 @@ import cv2
 import numpy as np
 
 from .detect import Face
+from .errors import FacelatchError
 from .modelcard import ModelCard
 from .runtime import TFLiteModel
 
+LIVE = 1  # softmax index of "live" in every member's 3 logits
 
-def liveness_crop(rgb: np.ndarray, box, size: int, context: float) -> np.ndarray:
-    """Square crop (size x size, RGB uint8) centred on the face box, side
-    ``context * max(w, h)``; outside the image is black."""
-    x, y, w, h = box
-    side = context * max(w, h)
-    scale = size / side
+
+def shifted_crop(rgb: np.ndarray, box, size: int, scale: float) -> np.ndarray:
+    """MiniFASNet's patch (size x size, RGB uint8): the face box scaled by ``scale``
+    about its centre — less where the image is too small for that — then shifted to
+    lie inside the image, cut out and resized (bilinear).  Never padded: the
+    Silent-Face models were trained on such patches."""
+    img_h, img_w = rgb.shape[:2]
+    x, y, w, h = (float(v) for v in box)
+    w, h = max(w, 1.0), max(h, 1.0)
+    scale = min((img_h - 1) / h, (img_w - 1) / w, scale)
+    nw, nh = w * scale, h * scale
     cx, cy = x + w / 2, y + h / 2
-    m = np.array([[scale, 0, size / 2 - scale * cx], [0, scale, size / 2 - scale * cy]])
-    return cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT)
+    x0, y0 = min(max(cx - nw / 2, 0.0), img_w - 1 - nw), min(max(cy - nh / 2, 0.0), img_h - 1 - nh)
+    x0, y0 = int(max(x0, 0)), int(max(y0, 0))
+    x1, y1 = int(min(x0 + nw, img_w - 1)), int(min(y0 + nh, img_h - 1))
+    return cv2.resize(rgb[y0:y1 + 1, x0:x1 + 1], (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def stacked_patches(rgb: np.ndarray, box, size: int, scales) -> np.ndarray:
+    """(size, size, 3 * len(scales)) uint8: one patch per scale, stacked on channels."""
+    return np.concatenate([shifted_crop(rgb, box, size, s) for s in scales], axis=2)
+
+
+def live_probability(logits: np.ndarray) -> np.ndarray:
+    """P(live) from logits (..., 3 * members): mean over members of softmax[LIVE]."""
+    z = logits.reshape(*logits.shape[:-1], -1, 3)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return (e[..., LIVE] / e.sum(axis=-1)).mean(axis=-1)
 
 
 class Liveness:
@@ -33,15 +60,21 @@ class Liveness:
 
     def __init__(self, card: ModelCard, threads: int = 1, threshold: float | None = None):
         self.card = card
+        crop = card.data.get("crop", {})
+        if "scales" not in crop:
+            raise FacelatchError(f"{card.path.name}: not a liveness card of this version (no crop.scales)")
         self.model = TFLiteModel(card.model_path, threads)
-        crop = card.data["crop"]
-        self.size, self.context = int(crop["size"]), float(crop["context"])
+        self.size, self.scales = int(crop["size"]), [float(s) for s in crop["scales"]]
         self.threshold = float(card.data["threshold"]["live_score"] if threshold is None else threshold)
 
+    def patch(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        return stacked_patches(rgb, face.box, self.size, self.scales)
+
+    def score_patch(self, patch: np.ndarray) -> float:
+        return float(live_probability(self.model.run(self.model.pixels(patch))[0].reshape(-1)))
+
     def score(self, rgb: np.ndarray, face: Face) -> float:
-        crop = liveness_crop(rgb, face.box, self.size, self.context)
-        logit = float(self.model.run(self.model.pixels(crop))[0].reshape(-1)[0])
-        return float(1.0 / (1.0 + np.exp(-np.clip(logit, -80, 80))))
+        return self.score_patch(self.patch(rgb, face))
 
     def is_live(self, score: float) -> bool:
         return bool(score >= self.threshold)

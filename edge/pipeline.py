@@ -18,7 +18,7 @@ from .liveness import Liveness
 from .modelcard import load_card, models_dir
 
 DEFAULT_ENCODER = "facelatch_dlib_resnet_int8"
-DEFAULT_LIVENESS = "facelatch_liveness_int8"
+DEFAULT_LIVENESS = "facelatch_liveness"
 
 
 @dataclass
@@ -28,6 +28,7 @@ class FaceResult:
     chip: np.ndarray | None = None
     embedding: np.ndarray | None = None
     live_score: float | None = None  # P(live); None when liveness is off
+    live_patch: np.ndarray | None = None  # what the liveness model saw
 
 
 @dataclass
@@ -123,7 +124,8 @@ class FacePipeline:
             if r.chip is not None:
                 t0 = time.perf_counter()
                 if self.liveness is not None:
-                    r.live_score = self.liveness.score(rgb, r.face)
+                    r.live_patch = self.liveness.patch(rgb, r.face)
+                    r.live_score = self.liveness.score_patch(r.live_patch)
                 t1 = time.perf_counter()
                 r.embedding = self.embedder.embed(r.chip)
                 self.times.liveness += t1 - t0

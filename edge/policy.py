@@ -5,7 +5,10 @@ Vocabulary
   the largest face big enough to judge, whether it matches the enrolled template
   at the configured false-match rate (and, when liveness is on, whether it is live).
 - *attempt*: a run of frames of ONE tracked face (followed by box overlap).  It is
-  accepted when at least ``k`` of its last ``n`` frames match (and are live).  It
+  accepted when at least ``k`` of its last ``n`` frames match, are live and are
+  *fresh* (not a bit-identical repeat of the frame before: a real camera never
+  repeats a frame; see edge/temporal.py); with ``require_blink`` the attempt must
+  also have shown a blink (edge.temporal.blinked over its eye-aspect ratios).  It
   fails when it times out, or when the face leaves after ``n`` or more judged frames
   without being accepted.  A face that leaves sooner is *abandoned* (not counted).
 
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .geometry import iou
+from .temporal import blinked
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class FrameResult:
     distance: float | None = None
     live: bool | None = None  # None: liveness off
     live_score: float | None = None
+    fresh: bool = True  # not a bit-identical repeat of the previous frame's face patch
+    eye_ratio: float | None = None  # eye aspect ratio (edge.temporal), for the blink check
 
 
 @dataclass
@@ -96,6 +102,7 @@ class _Attempt:
     best_distance: float | None = None
     face_px: float = 0.0
     live_score: float | None = None
+    eye_ratios: list = field(default_factory=list)
 
 
 def _corners(box) -> np.ndarray:
@@ -107,10 +114,12 @@ class DoorPolicy:
     """``observe(frame, wall_time) -> [Decision]``; ``save`` is called with the
     LockoutState whenever it changes."""
 
-    def __init__(self, config: PolicyConfig, state: LockoutState | None = None, save=lambda s: None):
+    def __init__(self, config: PolicyConfig, state: LockoutState | None = None, save=lambda s: None,
+                 require_blink: bool = False):
         if not 1 <= config.k <= config.n:
             raise ValueError("policy needs 1 <= k <= n")
         self.c = config
+        self.require_blink = require_blink
         self.state = state or LockoutState()
         self._save = save
         self.attempt: _Attempt | None = None
@@ -173,15 +182,16 @@ class DoorPolicy:
         if a is None:
             a = self.attempt = _Attempt(box, f.t, f.t, deque(maxlen=c.n))
         a.box, a.last_seen = box, f.t
-        ok = bool(f.match) and (f.live is None or bool(f.live))
+        ok = bool(f.match) and (f.live is None or bool(f.live)) and f.fresh
         a.window.append(ok)
+        a.eye_ratios.append(f.eye_ratio)
         a.frames += 1
         a.face_px = float(max(box[2] - box[0], box[3] - box[1]))
         if f.distance is not None and (a.best_distance is None or f.distance < a.best_distance):
             a.best_distance = f.distance
         if f.live_score is not None:
             a.live_score = f.live_score
-        if sum(a.window) >= c.k:  # 5. accept
+        if sum(a.window) >= c.k and (not self.require_blink or blinked(a.eye_ratios)):  # 5. accept
             self.attempt = None
             self.cooldown_until = f.t + c.unlock_cooldown_s
             if self.state.failed_attempts:

@@ -22,9 +22,14 @@ def frame(*crops: np.ndarray) -> np.ndarray:
     return compose(*crops)
 
 
-def write_sequence(folder: Path, frames: list[np.ndarray]) -> Path:
+def write_sequence(folder: Path, frames: list[np.ndarray], noise: float = 2.0) -> Path:
+    """Frames as JPEG files; like a real camera, each frame gets its own sensor noise
+    (Gaussian, ``noise`` grey levels; 0: exact copies, as a frozen or injected still)."""
     folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(frames))
     for i, f in enumerate(frames):
+        if noise:
+            f = np.clip(f + rng.normal(0, noise, f.shape).round(), 0, 255).astype(np.uint8)
         cv2.imwrite(str(folder / f"{i:05d}.jpg"), f, [cv2.IMWRITE_JPEG_QUALITY, 92])
     return folder
 

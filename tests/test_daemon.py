@@ -267,3 +267,46 @@ def test_systemd_unit_verifies(tmp_path):
     (tmp_path / "facelatch.service").write_text(unit)
     r = subprocess.run([analyze, "verify", str(tmp_path / "facelatch.service")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def _adjusted_still(seed: int = 0) -> np.ndarray:
+    """The bundled obama3.jpg cropped, brightness/contrast/gamma adjusted, 640x480 (BGR):
+    the still photo that unlocked the door before the liveness rework."""
+    import cv2
+
+    rgb = cv2.cvtColor(cv2.imread(str(DEMO / "probe/obama3.jpg")), cv2.COLOR_BGR2RGB)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from still_photos import variant
+    from edge.pipeline import FaceFinder
+
+    box = FaceFinder(None).detect(rgb)[0].box
+    return cv2.cvtColor(variant(rgb, box, np.random.default_rng(seed)), cv2.COLOR_RGB2BGR)
+
+
+def test_adjusted_still_photo_as_identical_frames_does_not_unlock(tmp_path, enrolled):
+    """A folder of identical frames (a frozen or injected still): no frame is fresh,
+    so none counts, even though the face matches and the passive model calls this
+    clean digital photo live."""
+    cfg, state = setup_door(tmp_path, enrolled, [_adjusted_still()] * 24, liveness=True, attempt_timeout_s=1.0)
+    seq = tmp_path / "frames"
+    for p in sorted(seq.glob("*.jpg")):  # exact copies, no sensor noise
+        p.unlink()
+    write_sequence(seq, [_adjusted_still()] * 24, noise=0)
+    run(str(cfg))
+    assert decisions(state, "unlock") == []
+    deny = decisions(state, "deny")
+    assert deny and deny[0]["best_distance"] <= deny[0]["threshold"]  # it IS the enrolled face
+
+
+def test_jittered_still_photo_needs_the_blink_check(tmp_path, enrolled):
+    """The same still, lightly jittered (fresh noise every frame): with
+    liveness.require_blink it never unlocks — a photo does not blink."""
+    state = tmp_path / "state"
+    shutil.copytree(enrolled, state, dirs_exist_ok=True)
+    seq = write_sequence(tmp_path / "frames", [_adjusted_still()] * 40, noise=2.0)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'state_dir = "{state}"\n[liveness]\nrequire_blink = true\n'
+                   f'[camera]\nsource = "images"\ndevice = "{seq}"\npace = false\n[policy]\nattempt_timeout_s = 2.0\n')
+    run(str(cfg))
+    assert decisions(state, "unlock") == []
+    assert decisions(state, "deny")

@@ -18,7 +18,7 @@ from edge.camera import ImageFolder, ResilientCamera
 
 
 def test_frozen_camera_is_reported_and_recovers(tmp_path, caplog):
-    seq = write_sequence(tmp_path / "f", [frame()] * 20 + [frame(np.full((240, 240, 3), 30, np.uint8))] * 2)
+    seq = write_sequence(tmp_path / "f", [frame()] * 20 + [frame(np.full((240, 240, 3), 30, np.uint8))] * 2, noise=0)
     cam = ResilientCamera(ImageFolder(str(seq), fps=10), frozen_after_s=1.0, stop=threading.Event())
     with caplog.at_level(logging.WARNING, logger="facelatch"):
         states = []

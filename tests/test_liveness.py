@@ -6,21 +6,36 @@ import numpy as np
 import pytest
 
 from conftest import DEMO, SHARED, run_cli
-from edge.liveness import liveness_crop
+from edge.liveness import live_probability, shifted_crop, stacked_patches
 
 NUAA = SHARED / "data" / "nuaa-train"
 
 
-def test_crop_is_centred_on_the_box_with_context():
-    rgb = np.zeros((200, 300, 3), np.uint8)
-    rgb[90:110, 140:160] = 255  # a 20x20 white "face"
-    crop = liveness_crop(rgb, (140, 90, 20, 20), 80, 4.0)  # 80 px side for a 20 px face
-    assert crop.shape == (80, 80, 3)
-    white = np.argwhere(crop[:, :, 0] > 128)
-    assert np.allclose(white.mean(0), [39.5, 39.5], atol=1.0) and 18 <= len(np.unique(white[:, 0])) <= 22
-    # outside the image is black
-    edge = liveness_crop(rgb, (0, 0, 20, 20), 80, 4.0)
-    assert edge[:20, :20].max() == 0
+def test_patch_is_the_scaled_box_shifted_inside_the_frame():
+    rgb = np.zeros((240, 320, 3), np.uint8)
+    rgb[110:130, 150:170] = 255  # a 20x20 white "face" in the middle
+    patch = shifted_crop(rgb, (150, 110, 20, 20), 80, 4.0)  # an 80 px side for a 20 px face
+    white = np.argwhere(patch[:, :, 0] > 128)
+    assert patch.shape == (80, 80, 3)
+    assert np.allclose(white.mean(0), [40, 40], atol=1.5) and 18 <= len(np.unique(white[:, 0])) <= 22
+    # at the frame's corner the patch is shifted inside, not padded: the face sits in the corner of the patch
+    rgb[:] = 40
+    rgb[0:20, 0:20] = 255
+    corner = shifted_crop(rgb, (0, 0, 20, 20), 80, 4.0)
+    assert corner.min() >= 40 and corner[:15, :15].min() > 128 and corner[-10:, -10:].max() == 40
+    # a face too big for the scale: the whole (smaller) side is used, never more
+    big = shifted_crop(rgb, (60, 20, 200, 200), 80, 2.7)
+    assert big.shape == (80, 80, 3)
+
+
+def test_stacked_patches_and_fused_probability():
+    rgb = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    stack = stacked_patches(rgb, (140, 100, 40, 40), 80, [2.7, 4.0])
+    assert stack.shape == (80, 80, 6)
+    assert np.array_equal(stack[:, :, :3], shifted_crop(rgb, (140, 100, 40, 40), 80, 2.7))
+    # two members: P(live) is the mean of their softmax[1]
+    logits = np.array([0.0, np.log(3.0), 0.0, 0.0, 0.0, 0.0])  # member 1: 3/5 live; member 2: 1/3
+    assert np.isclose(live_probability(logits), (0.6 + 1 / 3) / 2)
 
 
 def test_liveness_cli_json(tmp_path):
@@ -55,23 +70,32 @@ def test_verify_shows_liveness(tmp_path):
 
 
 @pytest.mark.skipif(not NUAA.exists(), reason="../shared/data/nuaa-train not available")
-def test_shipped_model_on_nuaa_test_subjects():
-    """Subjects the model never saw in training or tuning: printed photos rejected,
-    live faces accepted, at the card's threshold."""
+def test_shipped_model_on_nuaa():
+    """Printed photos rejected, live faces accepted at the card's threshold (NUAA's
+    live frames were among those the threshold rule saw; its attacks were not)."""
     from edge.liveness import Liveness
     from edge.modelcard import load_card, models_dir
     from edge.pipeline import FaceFinder, read_image
 
-    card = load_card(models_dir() / "facelatch_liveness_int8.json", kind="liveness")
-    test_subjects = card.data["evaluation"]["subjects"]["test"]
-    live = Liveness(card)
+    live = Liveness(load_card(models_dir() / "facelatch_liveness.json", kind="liveness"))
     finder = FaceFinder(None)
     scores = {"real": [], "attack": []}
     for kind in scores:
-        for s in test_subjects:
-            for p in sorted((NUAA / kind / f"{s:04d}").glob("*.jpg"))[::8]:
-                rgb = read_image(p)
-                scores[kind].append(live.score(rgb, finder.find(rgb, chips="none")[0].face))
+        for p in sorted((NUAA / kind).glob("*/*.jpg"))[::25]:
+            rgb = read_image(p)
+            scores[kind].append(live.score(rgb, finder.find(rgb, chips="none")[0].face))
     apcer = np.mean(np.array(scores["attack"]) >= live.threshold)
     bpcer = np.mean(np.array(scores["real"]) < live.threshold)
-    assert apcer <= 0.07 and bpcer <= 0.15, (apcer, bpcer)
+    assert len(scores["real"]) > 60 and apcer <= 0.02 and bpcer <= 0.02, (apcer, bpcer)
+
+
+def test_card_records_provenance_and_leave_one_source_out_figures():
+    from edge.modelcard import load_card, models_dir
+
+    card = load_card(models_dir() / "facelatch_liveness.json", kind="liveness")
+    d = card.data
+    assert d["members"][0]["source_sha256"] == "a5eb02e1843f19b5386b953cc4c9f011c3f985d0ee2bb9819eea9a142099bec0"
+    assert "Apache-2.0" in d["provenance"]["licence"] and "minivision" in d["provenance"]["weights"]
+    per = d["evaluation"]["per_source"]
+    assert {"nuaa", "dracarys", "dangthanhliem", "codersworld", "spp77"} <= set(per)
+    assert 0 < d["threshold"]["live_score"] < 1

@@ -62,3 +62,28 @@ def test_liveness_gates_matches():
     p = DoorPolicy(PolicyConfig(k=3, n=5))
     frames = [FrameResult(i / 15, [FACE], True, 0.03, live=False, live_score=0.1) for i in range(5)]
     assert not [x for f in frames for x in p.observe(f, 1000.0) if x.kind == "unlock"]
+
+
+def test_repeated_frames_never_count():
+    """A bit-identical repeat of the previous frame (frozen or injected still) is not
+    evidence: matching, live, but not fresh -> no unlock."""
+    p = DoorPolicy(PolicyConfig(k=3, n=5, attempt_timeout_s=1.0))
+    frames = [FrameResult(i / 15, [FACE], True, 0.03, live=True, live_score=0.9, fresh=i == 0) for i in range(20)]
+    kinds = [x.kind for f in frames for x in p.observe(f, 1000.0 + f.t)]
+    assert kinds == ["deny"]
+    q = DoorPolicy(PolicyConfig(k=3, n=5))
+    fresh = [FrameResult(i / 15, [FACE], True, 0.03, live=True, live_score=0.9, fresh=True) for i in range(5)]
+    assert [x.kind for f in fresh for x in q.observe(f, 1000.0)] == ["unlock"]
+
+
+def test_require_blink_waits_for_a_blink():
+    open_, closed = 0.3, 0.12
+    ears = [open_] * 6 + [closed, open_, open_]
+    frames = [FrameResult(i / 15, [FACE], True, 0.03, live=True, live_score=0.9, eye_ratio=e)
+              for i, e in enumerate(ears)]
+    p = DoorPolicy(PolicyConfig(k=3, n=5), require_blink=True)
+    out = [(i, x.kind) for i, f in enumerate(frames) for x in p.observe(f, 1000.0)]
+    assert out == [(7, "unlock")]  # not at frame 2 (no blink yet): at the first open frame after the blink
+    still = [FrameResult(i / 15, [FACE], True, 0.03, live=True, live_score=0.9, eye_ratio=open_) for i in range(60)]
+    q = DoorPolicy(PolicyConfig(k=3, n=5, attempt_timeout_s=2.0), require_blink=True)
+    assert [x.kind for f in still for x in q.observe(f, 1000.0 + f.t)] == ["deny"]

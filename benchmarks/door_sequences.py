@@ -1,0 +1,146 @@
+"""The door, end to end, on recorded sequences: per subject (NUAA training subjects;
+the screen-replay webcam sources as one subject each), enroll from 3 of their own
+live frames of one session, then run the real daemon loop (`facelatch run`, default
+config, images source at 15 frames/s of virtual time) over
+
+- their live frames of the *other* sessions, in capture order: does the door open,
+  and after how many frames?
+- their attack frames in capture order (NUAA: printed photos of the same person;
+  screen sources: replays, often of other people): how many unlocks?
+
+    python benchmarks/door_sequences.py --pad build/pad [--json build/door_sequences.json]
+
+``build/pad`` comes from ``facelatch-convert pad-data``.  Liveness settings are the
+config's defaults unless ``--no-liveness`` / ``--require-blink`` are given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from convert.pad_data import order_key  # noqa: E402
+from edge import actuators  # noqa: E402
+from edge.daemon import run  # noqa: E402
+from edge.pipeline import FacePipeline, read_image  # noqa: E402
+from edge.template import Template  # noqa: E402
+
+
+def subjects(manifest: list[dict]) -> dict:
+    """subject -> {"live": [...], "attack": [...]}, each a list of (session, order, file)."""
+    out = defaultdict(lambda: {"live": [], "attack": []})
+    for m in manifest:
+        if m["source"] not in ("nuaa", "dracarys", "dangthanhliem", "codersworld", "spp77"):
+            continue
+        subject = f"nuaa:{m['subject']}" if m["source"] == "nuaa" else m["source"]
+        key = order_key(Path(m["file"]).name)
+        out[subject][m["label"]].append((key[0], m["order"], m["file"]))
+    for v in out.values():
+        for k in v:
+            v[k].sort()
+    return dict(out)
+
+
+def split_enrollment(live: list) -> tuple[list, list]:
+    """3 enrollment frames from the last session (the webcam sources have one: its
+    last 10 %), the door sequence from the rest."""
+    sessions = sorted({s for s, _, _ in live})
+    if len(sessions) > 1:
+        enroll_pool = [x for x in live if x[0] == sessions[-1]]
+        rest = [x for x in live if x[0] != sessions[-1]]
+    else:
+        cut = int(len(live) * 0.9)
+        enroll_pool, rest = live[cut:], live[:cut]
+    pick = [enroll_pool[i] for i in np.linspace(0, len(enroll_pool) - 1, 3).round().astype(int)]
+    return [f for _, _, f in pick], [f for _, _, f in rest]
+
+
+def door_run(pipe, template: Template, files: list[str], work: Path, extra: str) -> dict:
+    frames = work / "frames"
+    if frames.exists():
+        shutil.rmtree(frames)
+    frames.mkdir(parents=True)
+    for i, f in enumerate(files):
+        (frames / f"{i:05d}{Path(f).suffix}").symlink_to(Path(f).resolve())
+    state = work / "state"
+    if state.exists():
+        shutil.rmtree(state)
+    state.mkdir()
+    template.save(state / "template.json")
+    cfg = work / "config.toml"
+    cfg.write_text(f'state_dir = "{state}"\n[camera]\nsource = "images"\ndevice = "{frames}"\npace = false\n'
+                   f'fps = 15.0\n{extra}')
+    count, unlock_frames = [0], []
+    real_unlock = actuators.LogActuator.unlock
+
+    def unlock(self):  # the frame being judged is the one after the last counted
+        unlock_frames.append(count[0] + 1)
+        return real_unlock(self)
+
+    actuators.LogActuator.unlock = unlock
+    try:
+        run(str(cfg), on_frame=lambda n: count.__setitem__(0, n))
+    finally:
+        actuators.LogActuator.unlock = real_unlock
+    audit = state / "audit.jsonl"
+    lines = [json.loads(x) for x in audit.read_text().splitlines()] if audit.exists() else []
+    unlocks = [x for x in lines if x["decision"] == "unlock"]
+    return {"frames": len(files), "unlocks": len(unlocks), "first_unlock_frame": unlock_frames[0] if unlock_frames else None,
+            "denies": sum(x["decision"] == "deny" for x in lines),
+            "locked_out": sum(x["decision"] == "locked_out" for x in lines)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pad", default="build/pad", help="output of facelatch-convert pad-data")
+    ap.add_argument("--no-liveness", action="store_true")
+    ap.add_argument("--require-blink", action="store_true")
+    ap.add_argument("--json", help="write the per-subject results here")
+    args = ap.parse_args()
+    manifest = json.loads((Path(args.pad) / "manifest.json").read_text())
+    extra = "[liveness]\n" + ("enabled = false\n" if args.no_liveness else "") + \
+            ("require_blink = true\n[policy]\nattempt_timeout_s = 8.0\n" if args.require_blink else "")
+    pipe = FacePipeline(liveness=None)
+    work = Path(tempfile.mkdtemp())
+    results = {}
+    for subject, seqs in sorted(subjects(manifest).items()):
+        enroll, live_seq = split_enrollment(seqs["live"])
+        emb = []
+        for f in enroll:
+            found = pipe.analyze(read_image(f))
+            if found:
+                emb.append(found[0].embedding)
+        template = Template(pipe.model_sha256, np.stack(emb), "cosine")
+        live = door_run(pipe, template, live_seq, work / "live", extra)
+        attack = door_run(pipe, template, [f for _, _, f in seqs["attack"]], work / "attack", extra)
+        results[subject] = {"enrolled_from": [Path(f).name for f in enroll], "live": live, "attack": attack}
+        print(f"{subject:14s} live: {live['unlocks']:3d} unlocks in {live['frames']:4d} frames, first at frame "
+              f"{live['first_unlock_frame']}; attack: {attack['unlocks']} unlocks in {attack['frames']} frames "
+              f"({attack['denies']} denied attempts, {attack['locked_out']} lockouts)", flush=True)
+    nuaa = {k: v for k, v in results.items() if k.startswith("nuaa:")}
+    firsts = [v["live"]["first_unlock_frame"] for v in nuaa.values() if v["live"]["first_unlock_frame"]]
+    summary = {"nuaa_subjects": len(nuaa), "nuaa_live_unlocked": sum(v["live"]["unlocks"] > 0 for v in nuaa.values()),
+               "nuaa_median_frames_to_first_unlock": statistics.median(firsts) if firsts else None,
+               "nuaa_attack_unlocks": sum(v["attack"]["unlocks"] for v in nuaa.values()),
+               "screen_sources_live_unlocked": sum(v["live"]["unlocks"] > 0 for k, v in results.items() if k not in nuaa),
+               "screen_sources_attack_unlocks": sum(v["attack"]["unlocks"] for k, v in results.items() if k not in nuaa),
+               "liveness": "off" if args.no_liveness else "require_blink" if args.require_blink else "default"}
+    print(json.dumps(summary))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"summary": summary, "subjects": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

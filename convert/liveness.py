@@ -1,0 +1,135 @@
+"""The liveness model: MiniFASNet members converted to one TFLite model with its
+card, then measured leave-one-source-out on the PAD sources (``convert.pad_data``)
+and given its threshold there.
+
+    facelatch-convert import-minifasnet ../shared/weights/minifasnet/2.7_80x80_MiniFASNetV2.pth \\
+        ../shared/weights/minifasnet/4_0_0_80x80_MiniFASNetV1SE.pth -o models/facelatch_liveness.tflite
+    facelatch-convert evaluate-liveness models/facelatch_liveness.json --scan build/pad/scan.npz --write-card
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edge.liveness import live_probability
+from edge.runtime import TFLiteModel, sha256_file
+
+from .card import write_json_atomic
+from .minifasnet import crop_scale, load, stack
+from .pad_data import BY_NAME, CROP_SIZE
+from .pad_eval import apcer_bpcer, leave_one_source_out, multi_source_threshold, pooled, roc_auc
+
+NOTICE = ("MiniFASNet weights from Silent-Face-Anti-Spoofing by minivision-ai "
+          "(https://github.com/minivision-ai/Silent-Face-Anti-Spoofing), Apache-2.0; converted to TFLite by "
+          "facelatch-convert import-minifasnet (own model definition and weight transfer); see "
+          "models/LICENSE-Apache-2.0.txt and models/NOTICE")
+DOOR_KINDS = ("nuaa", "frames")  # sources that look like a door camera (whole frames)
+
+
+def scan_patches(scan: dict, scales) -> np.ndarray:
+    """The scan's cached patches for these crop scales, stacked as the model takes them."""
+    by_scale = {2.7: "crops_v2", 4.0: "crops_v1se"}
+    try:
+        return np.concatenate([scan[by_scale[float(s)]] for s in scales], axis=3)
+    except KeyError:
+        raise SystemExit(f"the scan has patches for scales {sorted(by_scale)} only, not {scales}") from None
+
+
+def import_minifasnet(pths, out: Path, scales=None, int8: bool = False, calibration: np.ndarray | None = None,
+                      command: str = "", log=print) -> dict:
+    import keras
+
+    from .quantize import to_tflite
+
+    scales = [float(s) for s in scales] if scales else [crop_scale(p) for p in pths]
+    if len(scales) != len(pths):
+        raise SystemExit("give one --scales value per .pth")
+    members = [load(p, CROP_SIZE) for p in pths]
+    model = stack(members, CROP_SIZE)
+    inp = keras.Input((CROP_SIZE, CROP_SIZE, 3 * len(members)), batch_size=1)
+    single = keras.Model(inp, model(inp))
+    if int8 and calibration is None:
+        raise SystemExit("--int8 needs --calibration (a PAD scan, see facelatch-convert pad-data)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(to_tflite(single, calibration if int8 else None))
+    # the converted model must give the Keras model's numbers
+    probe = np.random.default_rng(0).integers(0, 256, (4, CROP_SIZE, CROP_SIZE, 3 * len(members)), dtype=np.uint8)
+    tfl = TFLiteModel(out)
+    got = np.stack([tfl.run(tfl.pixels(x))[0].reshape(-1) for x in probe])
+    want = model(probe.astype(np.float32)).numpy()
+    dlogit = float(np.abs(got - want).max())
+    log(f"TFLite vs Keras on 4 random inputs: max |d logit| {dlogit:.2e} (logits up to {np.abs(want).max():.1f})")
+    card = {
+        "kind": "liveness", "name": out.stem, "sha256": sha256_file(out),
+        "description": "Presentation-attack detector: MiniFASNet " + " + ".join(m.name for m in members)
+                       + " (Silent-Face-Anti-Spoofing), converted by facelatch",
+        "quantization": "int8" if int8 else "float32",
+        "input": {"size": CROP_SIZE, "channels": 3 * len(members), "colour": "RGB", "dtype": "uint8" if int8 else "float32",
+                  "normalization": "none: pixels 0..255 (upstream takes BGR; the first convolution's input channels "
+                                   "are reversed instead)"},
+        "crop": {"size": CROP_SIZE, "scales": scales,
+                 "definition": "per member: the detector's box scaled about its centre (less if the frame is too "
+                               "small), shifted inside the frame, resized to size x size, bilinear; members' patches "
+                               "stacked on the channel axis (edge.liveness.shifted_crop / stacked_patches)"},
+        "output": "3 logits per member (index 1 = live); P(live) = mean over members of softmax[1]",
+        "members": [{"network": m.name, "crop_scale": s, "source": Path(p).name, "source_sha256": sha256_file(p)}
+                    for m, s, p in zip(members, scales, pths)],
+        "threshold": None,
+        "conversion": {"command": command, "tflite_vs_keras_max_abs_logit": dlogit,
+                       "calibration": f"{len(calibration)} patches from the PAD scan" if int8 else None},
+        "provenance": {"weights": NOTICE, "licence": "Apache-2.0 (the weights' licence; models/LICENSE-Apache-2.0.txt)",
+                       "training_data": "upstream's (Silent-Face-Anti-Spoofing does not publish its training set); "
+                                        "no fine-tuning by facelatch"},
+    }
+    write_json_atomic(out.with_suffix(".json"), card)
+    log(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and its card (threshold: run evaluate-liveness)")
+    return card
+
+
+def model_scores(model_path, patches: np.ndarray, threads: int = 1) -> np.ndarray:
+    """P(live) of each stacked patch through the TFLite model (batch of one, as on the device)."""
+    tfl = TFLiteModel(model_path, threads)
+    return np.array([float(live_probability(tfl.run(tfl.pixels(p))[0].reshape(-1))) for p in patches])
+
+
+def source_kinds(sources) -> dict:
+    return {s: BY_NAME[s].kind if s in BY_NAME else "?" for s in sources}
+
+
+def loso_report(scores, live, source, bpcer: float) -> dict:
+    """Leave-one-source-out on the door-like sources (whole frames), plus the crop
+    sources measured at the threshold fixed on all door-like sources."""
+    kinds = source_kinds(sorted(set(source)))
+    door = [s for s, k in kinds.items() if k in DOOR_KINDS]
+    crops = [s for s, k in kinds.items() if k == "crops"]
+    table = leave_one_source_out(scores, live, source, door, bpcer, door)
+    shipped = multi_source_threshold(scores, live, source, door, bpcer)
+    for s in crops:  # never used for the threshold: measured at the one fixed on all door-like sources
+        here = source == s
+        apcer, bp = apcer_bpcer(scores[here & live], scores[here & ~live], shipped)
+        table[s] = {"threshold": shipped, "apcer": apcer, "bpcer": bp, "live": int((here & live).sum()),
+                    "attack": int((here & ~live).sum()), "auc": roc_auc(scores[here & live], scores[here & ~live])}
+    return {"bpcer_rule": bpcer, "door_sources": door, "crop_sources": crops, "per_source": table,
+            "pooled_door_loso": pooled(table, door), "shipped_threshold": shipped}
+
+
+def print_report(name: str, rep: dict, out=sys.stdout) -> None:
+    print(f"\n{name}: threshold rule BPCER <= {rep['bpcer_rule']:.0%} on every tuning source", file=out)
+    print(f"{'source':15s} {'kind':7s} {'live':>5s} {'attack':>6s} {'AUC':>6s} {'thr':>7s} {'APCER':>7s} {'BPCER':>7s}",
+          file=out)
+    kinds = source_kinds(rep["per_source"])
+    for s, r in rep["per_source"].items():
+        print(f"{s:15s} {kinds[s]:7s} {r['live']:5d} {r['attack']:6d} {r['auc']:6.3f} {r['threshold']:7.4f} "
+              f"{r['apcer']:7.2%} {r['bpcer']:7.2%}", file=out)
+    p = rep["pooled_door_loso"]
+    print(f"pooled (door sources, each at its held-out threshold): APCER {p['apcer']:.2%}, BPCER {p['bpcer']:.2%}, "
+          f"worst source BPCER {p['max_bpcer']:.2%}; threshold from all door sources: {rep['shipped_threshold']:.4f}",
+          file=out)
+
+
+def scan_digest(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]

@@ -1,0 +1,158 @@
+"""MiniFASNet (Silent-Face-Anti-Spoofing by minivision-ai, Apache-2.0): our own Keras
+definition, built from the shapes in the released PyTorch state dict, and our own
+weight transfer.  Works for MiniFASNetV2 and MiniFASNetV1SE (the SE variant adds a
+squeeze-and-excitation gate to the last residual block of each stage).
+
+Network (PyTorch names): conv1 (3x3/2) -> conv2_dw (3x3 depthwise) -> conv_23
+(bottleneck, /2) -> conv_3 (residual bottlenecks) -> conv_34 (/2) -> conv_4 ->
+conv_45 (/2) -> conv_5 -> conv_6_sep (1x1) -> conv_6_dw (5x5 depthwise, valid) ->
+linear (512->128) -> bn -> prob (128->3).  Every conv has BatchNorm; "conv" and
+"conv_dw" of a bottleneck have PReLU, "project" has none.  Softmax index 1 = live.
+
+Input difference to upstream: upstream feeds BGR 0..255; our model takes RGB 0..255
+(the first convolution's input channels are reversed, so the arithmetic is the
+same).  Output: the 3 logits (softmax on the device), so that int8 output
+quantization keeps resolution where the threshold sits.
+
+Reading the ``.pth`` needs PyTorch on the workstation (``torch.load`` with
+``weights_only=True``); the device never sees it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+STRIDE2 = {"conv1", "conv_23", "conv_34", "conv_45"}
+BN_EPS = 1e-5
+
+
+def read_pth(path) -> dict[str, np.ndarray]:
+    """The state dict as numpy arrays ('module.' prefix removed)."""
+    try:
+        import torch
+    except ImportError:
+        raise SystemExit("reading a .pth needs PyTorch on the workstation: pip install torch") from None
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  (torch raises many kinds)
+        raise SystemExit(f"cannot read {path} as a PyTorch state dict ({str(e).splitlines()[0]})") from None
+    return {k.removeprefix("module."): v.numpy() for k, v in state.items()}
+
+
+def _units(state: dict) -> list[str]:
+    """The feature-extractor units in order: 'conv1', 'conv_23', 'conv_3.model.0', ..."""
+    seen = []
+    for k in state:
+        m = re.match(r"(conv\w*?(?:\.model\.\d+)?)\.", k)
+        if m and m.group(1) not in seen:
+            seen.append(m.group(1))
+    return seen
+
+
+def build(state: dict, size: int = 80, name: str = "minifasnet"):
+    """Keras model with ``state``'s weights: RGB 0..255 (N, size, size, 3) -> 3 logits."""
+    import keras
+    from keras import layers
+
+    assigned: list[tuple[layers.Layer, list[np.ndarray]]] = []
+
+    def bn(prefix, x):
+        layer = layers.BatchNormalization(epsilon=BN_EPS, name=prefix.replace(".", "_") + "_bn")
+        assigned.append((layer, [state[f"{prefix}.weight"], state[f"{prefix}.bias"], state[f"{prefix}.running_mean"],
+                                 state[f"{prefix}.running_var"]]))
+        return layer(x)
+
+    def conv(prefix, x, stride, act, flip_input=False):
+        w = state[f"{prefix}.conv.weight"]  # (out, in/groups, k, k)
+        k = w.shape[2]
+        pad = 0 if prefix == "conv_6_dw" else k // 2
+        if pad:
+            x = layers.ZeroPadding2D(pad)(x)
+        lname = prefix.replace(".", "_")
+        if w.shape[1] == 1 and w.shape[0] == x.shape[-1]:  # depthwise
+            layer = layers.DepthwiseConv2D(k, stride, use_bias=False, name=lname + "_dw")
+            assigned.append((layer, [w.transpose(2, 3, 0, 1)]))  # (k, k, C, 1)
+        else:
+            kernel = w.transpose(2, 3, 1, 0)  # (k, k, in, out)
+            if flip_input:
+                kernel = kernel[:, :, ::-1, :]
+            layer = layers.Conv2D(w.shape[0], k, stride, use_bias=False, name=lname + "_conv")
+            assigned.append((layer, [np.ascontiguousarray(kernel)]))
+        x = bn(f"{prefix}.bn", layer(x))
+        if act and f"{prefix}.prelu.weight" in state:
+            p = layers.PReLU(shared_axes=[1, 2], name=lname + "_prelu")
+            assigned.append((p, [state[f"{prefix}.prelu.weight"].reshape(1, 1, -1)]))
+            x = p(x)
+        return x
+
+    def se(prefix, x):
+        g = layers.GlobalAveragePooling2D(keepdims=True)(x)
+        for i, act in ((1, "relu"), (2, "sigmoid")):
+            w = state[f"{prefix}.fc{i}.weight"]
+            c = layers.Conv2D(w.shape[0], 1, use_bias=False, name=f"{prefix.replace('.', '_')}_fc{i}")
+            assigned.append((c, [w.transpose(2, 3, 1, 0)]))
+            g = layers.Activation(act)(bn(f"{prefix}.bn{i}", c(g)))
+        return layers.Multiply()([x, g])
+
+    inp = keras.Input((size, size, 3), name="crop_rgb")
+    x = inp
+    for unit in _units(state):
+        top = unit.split(".")[0]
+        if f"{unit}.conv.weight" in state:  # a plain conv block
+            x = conv(unit, x, 2 if top == "conv1" else 1, act=True, flip_input=unit == "conv1")
+            continue
+        y = conv(f"{unit}.conv", x, 1, act=True)
+        y = conv(f"{unit}.conv_dw", y, 2 if top in STRIDE2 else 1, act=True)
+        y = conv(f"{unit}.project", y, 1, act=False)
+        if ".model." in unit:  # residual block inside a stage
+            if f"{unit}.se_module.fc1.weight" in state:
+                y = se(f"{unit}.se_module", y)
+            y = layers.Add()([x, y])
+        x = y
+    x = layers.Flatten()(x)
+    lin = layers.Dense(state["linear.weight"].shape[0], use_bias=False, name="linear")
+    assigned.append((lin, [state["linear.weight"].T]))
+    x = bn("bn", lin(x))
+    prob = layers.Dense(state["prob.weight"].shape[0], use_bias=False, name="prob")
+    assigned.append((prob, [state["prob.weight"].T]))
+    model = keras.Model(inp, prob(x), name=name)
+    for layer, weights in assigned:
+        layer.set_weights(weights)
+    return model
+
+
+def predict(model, crops: np.ndarray, batch: int = 256) -> np.ndarray:
+    """P(live) of RGB uint8 crops through the Keras model."""
+    from edge.liveness import live_probability
+
+    out = [model(crops[i:i + batch].astype(np.float32), training=False).numpy() for i in range(0, len(crops), batch)]
+    return live_probability(np.concatenate(out))
+
+
+def load(path, size: int = 80):
+    """Build the Keras model straight from a ``.pth``."""
+    stem = Path(path).stem
+    name = "minifasnet_v1se" if "V1SE" in stem else "minifasnet_v2" if "V2" in stem else "minifasnet"
+    return build(read_pth(path), size, name)
+
+
+def stack(members: list, size: int = 80, name: str = "facelatch_liveness"):
+    """One model for several members: input (size, size, 3 * members) — the members'
+    patches stacked on the channel axis, in order — output their logits, concatenated."""
+    import keras
+    from keras import layers
+
+    inp = keras.Input((size, size, 3 * len(members)), name="patches")
+    outs = [m(layers.Lambda(lambda t, i=i: t[..., 3 * i:3 * i + 3], name=f"patch_{i}")(inp))
+            for i, m in enumerate(members)]
+    return keras.Model(inp, outs[0] if len(outs) == 1 else layers.Concatenate(name="logits")(outs), name=name)
+
+
+def crop_scale(path) -> float:
+    """Upstream's file naming: ``<scale>_<h>x<w>_<Name>.pth`` (``4_0_0_...`` is 4.0)."""
+    try:
+        return float(Path(path).name.split("_")[0])
+    except ValueError:
+        raise SystemExit(f"cannot read the crop scale from the file name {Path(path).name}; give --scales") from None
