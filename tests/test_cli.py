@@ -33,7 +33,8 @@ def assert_one_line_error(rc, out, err, *words):
 def test_enroll_writes_a_0600_template(template):
     assert stat.S_IMODE(os.stat(template).st_mode) == 0o600
     d = json.loads(template.read_text())
-    assert d["format"] == "facelatch-template" and len(d["embeddings"]) == 2 and len(d["model_sha256"]) == 64
+    assert d["format"] == "facelatch-gallery" and len(d["model_sha256"]) == 64
+    assert [(p["name"], len(p["embeddings"])) for p in d["people"]] == [("user", 2)]
 
 
 def test_verify_decides_per_image(template):
@@ -75,7 +76,7 @@ def test_enroll_refuses_image_without_face(tmp_path):
 def test_enroll_does_not_overwrite_without_force(template):
     before = template.read_bytes()
     rc, out, err = run_cli("enroll", ENROLL[0], "--template", template)
-    assert_one_line_error(rc, out, err, "already exists", "--force")
+    assert_one_line_error(rc, out, err, "already enrolled", "--force")
     assert template.read_bytes() == before
 
 

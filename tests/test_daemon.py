@@ -210,7 +210,7 @@ def test_sighup_reloads_config_and_template(tmp_path, enrolled, faces):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
-    assert "reloaded configuration and template" in proc.stderr.read()
+    assert "reloaded configuration and household" in proc.stderr.read()
 
 
 def test_config_errors_are_listed_one_per_line(tmp_path):
