@@ -134,6 +134,7 @@ class MqttBridge:
         self._relock_at: float | None = None
         self._bad_codes, self._codes_blocked_until = 0, 0.0
         self.dropped = 0
+        self._holding = False  # the pump holds a message it has not handed to paho yet
         self._queue_full = paho.MQTT_ERR_QUEUE_SIZE
         self._stop = threading.Event()
         c = self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"facelatch-{node}")
@@ -184,7 +185,15 @@ class MqttBridge:
             except queue.Empty:
                 return out
 
-    def close(self) -> None:
+    def close(self, drain_s: float = 1.0) -> None:
+        """Send what is queued (for at most ``drain_s`` while connected), go offline, stop."""
+        with self._lock:
+            relock, self._relock_at = self._relock_at is not None, None
+        if relock:
+            self._retain("lock/state", "LOCKED")
+        deadline = time.monotonic() + drain_s
+        while self.client.is_connected() and (self._holding or not self._out.empty()) and time.monotonic() < deadline:
+            time.sleep(0.01)
         self._stop.set()
         self._pump_thread.join(timeout=2)
         try:
@@ -228,9 +237,11 @@ class MqttBridge:
                     self._relock_at = None
             if relock:
                 self._retain("lock/state", "LOCKED")
+            self._holding = item is not None
             if item is None:
                 try:
                     item = self._out.get(timeout=0.05)
+                    self._holding = True
                 except queue.Empty:
                     continue
             if not self.client.is_connected():

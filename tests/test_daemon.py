@@ -267,3 +267,27 @@ def test_systemd_unit_verifies(tmp_path):
     (tmp_path / "facelatch.service").write_text(unit)
     r = subprocess.run([analyze, "verify", str(tmp_path / "facelatch.service")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_household_door_names_who_came_and_denies_a_disabled_member(tmp_path, enrolled, faces):
+    """Two people enrolled: the audit line names the one who unlocked; a member who is
+    disabled is denied by name (not counted as a failed attempt); a stranger is not
+    taken for either."""
+    from edge.gallery import load_gallery
+    from edge.pipeline import FacePipeline, read_image
+
+    frames = ([frame()] * 3 + [frame(faces["obama"])] * 6 + [frame()] * 3 + [frame(faces["biden"])] * 6
+              + [frame()] * 3 + [frame(faces["hanks"])] * 8)
+    cfg, state = setup_door(tmp_path, enrolled, frames, unlock_cooldown_s=0.0, lost_after_s=0.0, attempt_timeout_s=0.3)
+    g = load_gallery(state / "template.json")  # the single-person template, migrated: one person "user"
+    pipe = FacePipeline()
+    g.add("joe", pipe.analyze(read_image(DEMO / "probe" / "biden.jpg"))[0].embedding[None], ["biden.jpg"])
+    g.person("joe").enabled = False
+    g.save(state / "template.json")
+    assert run(str(cfg)) == 0
+    got = [(a["decision"], a["person"], a["reason"]) for a in audit(state)]
+    assert got[0][:2] == ("unlock", "user") and ("deny", "joe", "joe is disabled") in got
+    assert all(a["people"] == 2 and a["comparison_fmr"] == 5e-5 for a in audit(state))
+    strangers = [a for a in audit(state) if a["decision"] == "deny" and a["person"] is None]
+    assert strangers and all(a["best_distance"] > a["threshold"] for a in strangers)
+    assert [a for a in audit(state) if a["person"] == "joe"][0]["failed_attempts"] == 0
