@@ -114,6 +114,8 @@ class Door:
             record["decision"] = "unlock"
             record.update(self.open(bridge))
         self.audit.write(record)
+        if cmd.target == "lock":
+            bridge.decision(record)
         return record
 
     def close(self) -> None:

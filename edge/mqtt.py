@@ -84,6 +84,9 @@ def read_code(configured: str) -> str | None:
     return code
 
 
+_WAKE = (None, None)  # a queue item that only wakes the publishing thread
+
+
 class NullBridge:
     """MQTT off: every call does nothing."""
 
@@ -167,9 +170,10 @@ class MqttBridge:
 
     def door(self, hold_s: float) -> None:
         """The relay was pulsed: UNLOCKED now, LOCKED after ``hold_s``."""
-        self._retain("lock/state", "UNLOCKED")
         with self._lock:
             self._relock_at = time.monotonic() + hold_s
+        if not self._retain("lock/state", "UNLOCKED"):
+            self._put(*_WAKE, retain=False)  # already UNLOCKED: wake the pump for the new relock time
 
     def camera(self, ok: bool) -> None:
         self._retain("camera", "ON" if ok else "OFF")
@@ -195,6 +199,7 @@ class MqttBridge:
         while self.client.is_connected() and (self._holding or not self._out.empty()) and time.monotonic() < deadline:
             time.sleep(0.01)
         self._stop.set()
+        self._put(*_WAKE, retain=False)
         self._pump_thread.join(timeout=2)
         try:
             if self.client.is_connected():
@@ -206,8 +211,8 @@ class MqttBridge:
 
     # -- queueing ---------------------------------------------------------------------
 
-    def _put(self, topic: str, payload: str, retain: bool) -> None:
-        item = (topic, payload, retain)
+    def _put(self, topic: str | None, payload: str | None, retain: bool) -> None:
+        item = (topic, payload, retain) if topic is not None else _WAKE
         while True:
             try:
                 self._out.put_nowait(item)
@@ -219,33 +224,42 @@ class MqttBridge:
                 except queue.Empty:
                     pass
 
-    def _retain(self, key: str, payload: str) -> None:
+    def _retain(self, key: str, payload: str) -> bool:
         topic = self.t[key]
         with self._lock:
             if self._retained.get(topic) == payload:
-                return
+                return False
             self._retained[topic] = payload
         self._put(topic, payload, retain=True)
+        return True
 
     def _pump(self) -> None:
-        """Background: publish queued messages while connected; re-lock after a pulse."""
+        """Background: publish queued messages while connected; re-lock after a pulse.
+        It sleeps until there is something to do (no polling while idle)."""
         item = None
         while not self._stop.is_set():
             with self._lock:
-                relock = self._relock_at is not None and time.monotonic() >= self._relock_at
-                if relock:
-                    self._relock_at = None
+                relock_at = self._relock_at
+                if relock_at is not None and time.monotonic() >= relock_at:
+                    self._relock_at = relock_at = None
+                    relock = True
+                else:
+                    relock = False
             if relock:
                 self._retain("lock/state", "LOCKED")
+            wait = 1.0 if relock_at is None else min(1.0, max(0.0, relock_at - time.monotonic()))
             self._holding = item is not None
             if item is None:
                 try:
-                    item = self._out.get(timeout=0.05)
+                    item = self._out.get(timeout=wait)
                     self._holding = True
                 except queue.Empty:
                     continue
+                if item is _WAKE:
+                    item = None
+                    continue
             if not self.client.is_connected():
-                self._stop.wait(0.05)
+                self._stop.wait(wait)
                 continue
             topic, payload, retain = item
             if self.client.publish(topic, payload, qos=1, retain=retain).rc != self._queue_full:

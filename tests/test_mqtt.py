@@ -161,6 +161,19 @@ def test_a_silent_or_absent_broker_never_blocks_the_caller():
     silent.close()
 
 
+def test_without_paho_mqtt_off_still_runs_and_on_is_a_clear_error(monkeypatch):
+    import sys as _sys
+
+    from edge.mqtt import NullBridge, make_bridge
+
+    monkeypatch.setitem(_sys.modules, "paho", None)
+    monkeypatch.setitem(_sys.modules, "paho.mqtt", None)
+    monkeypatch.setitem(_sys.modules, "paho.mqtt.client", None)
+    assert isinstance(make_bridge(MqttConfig()), NullBridge)
+    with pytest.raises(FacelatchError, match=r"pip install 'facelatch\[mqtt\]'"):
+        make_bridge(mqtt_cfg(free_port()))
+
+
 def test_remote_unlock_needs_tls_in_the_config(tmp_path):
     with pytest.raises(FacelatchError, match="needs mqtt.tls"):
         config_mod.parse({"mqtt": {"enabled": True, "remote_unlock": True}})
@@ -235,6 +248,8 @@ def test_remote_lock_commands_are_refused_when_disabled_and_pause_is_audited(tmp
     assert [(a["decision"], a["command"]) for a in remote] == [
         ("remote_refused", "lock OPEN"), ("remote_pause", "pause ON"), ("remote_pause", "pause OFF")]
     assert "remote unlock is disabled" in remote[0]["reason"]
+    w.wait_for(lambda t, p, r: t == f"{T}/event" and json.loads(p)["event_type"] == "denied"
+               and "remote unlock is disabled" in json.loads(p)["reason"])
     assert [a for a in audit(state)[paused_at:] if a["decision"] == "unlock"]  # resumed
     w.close()
 
