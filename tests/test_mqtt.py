@@ -339,3 +339,17 @@ def test_killed_daemon_goes_offline_through_its_last_will(tmp_path, broker, hous
         if proc.poll() is None:
             proc.kill()
         w.close()
+
+
+def test_credentials_and_code_come_from_systemd_credentials(tmp_path, monkeypatch):
+    from edge.mqtt import read_code, read_credentials
+
+    assert read_credentials("") is None and read_code("") is None or "CREDENTIALS_DIRECTORY" in os.environ
+    (tmp_path / "mqtt-credentials").write_text("door\npass word\n")
+    (tmp_path / "mqtt-unlock-code").write_text("482913\n")
+    for f in tmp_path.iterdir():
+        os.chmod(f, 0o600)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert read_credentials("") == ("door", "pass word") and read_code("") == "482913"
+    with pytest.raises(FacelatchError, match="unknown key"):  # no place for a password in the TOML
+        config_mod.parse({"mqtt": {"password": "x"}})
