@@ -34,6 +34,14 @@ from .systemd import Notifier, watchdog_interval
 log = logging.getLogger("facelatch")
 
 
+def _tell(call, *args) -> None:
+    """Report to MQTT; a reporting fault is logged and never stops the door."""
+    try:
+        call(*args)
+    except Exception:
+        log.exception("could not report to MQTT")
+
+
 def version() -> str:
     try:
         from importlib.metadata import version as dist_version
@@ -95,11 +103,11 @@ class Door:
         if d.kind == "unlock":
             record.update(self.open(bridge))
         self.audit.write(record, frame_rgb)
-        bridge.decision(record)
+        _tell(bridge.decision, record)
         return record
 
     def open(self, bridge) -> dict:
-        bridge.door(self.cfg.actuator.pulse_s)
+        _tell(bridge.door, self.cfg.actuator.pulse_s)
         try:
             return self.actuator.unlock()
         except Exception as e:  # the lock did not open; say so
@@ -115,7 +123,7 @@ class Door:
             record.update(self.open(bridge))
         self.audit.write(record)
         if cmd.target == "lock":
-            bridge.decision(record)
+            _tell(bridge.decision, record)
         return record
 
     def close(self) -> None:

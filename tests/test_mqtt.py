@@ -353,3 +353,17 @@ def test_credentials_and_code_come_from_systemd_credentials(tmp_path, monkeypatc
     assert read_credentials("") == ("door", "pass word") and read_code("") == "482913"
     with pytest.raises(FacelatchError, match="unknown key"):  # no place for a password in the TOML
         config_mod.parse({"mqtt": {"password": "x"}})
+
+
+def test_a_reporting_fault_never_keeps_the_door_shut(tmp_path, household, faces, monkeypatch):
+    """If telling MQTT about an unlock fails, the door still opens and the audit line is written."""
+    from edge.mqtt import NullBridge
+
+    def broken(self, *a):
+        raise RuntimeError("reporting is broken")
+
+    monkeypatch.setattr(NullBridge, "door", broken)
+    monkeypatch.setattr(NullBridge, "decision", broken)
+    cfg, state = door_config(tmp_path, household, [frame(faces["obama"])] * 5, "enabled = false\n", pace=False)
+    assert run(str(cfg)) == 0
+    assert [(a["decision"], a["person"], a["actuator"]) for a in audit(state)] == [("unlock", "barack", "log")]
