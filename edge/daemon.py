@@ -97,7 +97,8 @@ class Door:
         record = {"decision": d.kind, "reason": d.reason, "person": d.person, "best_distance": d.best_distance,
                   "threshold": self.identifier.threshold, "fmr": self.identifier.fmr,
                   "comparison_fmr": self.comparison_fmr, "people": len(self.identifier.names), "frames": d.frames,
-                  "matching_frames": d.matches, "spoof_frames": d.spoof_frames, "face_px": d.face_px,
+                  "matching_frames": d.matches, "spoof_frames": d.spoof_frames, "claimed_person": d.claimed,
+                  "face_px": d.face_px,
                   "live_score": d.live_score, "failed_attempts": d.failed_attempts,
                   "backoff_until": d.backoff_until, "model_sha256": self.pipeline.model_sha256}
         if d.kind == "unlock":

@@ -10,8 +10,8 @@ the broker is down nothing waits for it, and decisions are still audited locally
 Home Assistant sees one device (MQTT discovery, one retained config on
 ``<prefix>/device/<node_id>/config``, re-sent when ``<prefix>/status`` says
 ``online``): a ``lock`` (the door: UNLOCKED for the relay pulse, then LOCKED on its
-own), an ``event`` (granted / denied / spoof / unknown / locked_out, with person,
-distance and liveness score), a ``sensor`` (the last person), a ``binary_sensor``
+own), an ``event`` (granted / denied / spoof / unknown / locked_out, with person --
+for a spoof, whom the not-live face matched -- distance and liveness score), a ``sensor`` (the last person), a ``binary_sensor``
 (camera healthy) and a ``switch`` (pause face unlock).  Availability:
 ``facelatch/<node_id>/status`` online/offline, offline set as the last will.
 
@@ -47,7 +47,7 @@ def event_type(record: dict) -> str:
         return "granted"
     if kind == "locked_out":
         return "locked_out"
-    if kind == "deny" and not record.get("person") and record.get("spoof_frames"):
+    if kind == "deny" and not record.get("person") and (record.get("claimed_person") or record.get("spoof_frames")):
         return "spoof"
     if kind == "deny" and not record.get("person") and "faces in view" not in record.get("reason", ""):
         return "unknown"
@@ -161,7 +161,7 @@ class MqttBridge:
     # -- what the daemon calls (never blocks) -----------------------------------------
 
     def decision(self, record: dict) -> None:
-        ev = {"event_type": event_type(record), "person": record.get("person"),
+        ev = {"event_type": event_type(record), "person": record.get("person") or record.get("claimed_person"),
               "distance": record.get("best_distance"), "live_score": record.get("live_score"),
               "reason": record.get("reason"), "time": record.get("time")}
         self._put(self.t["event"], json.dumps(ev), retain=False)

@@ -81,6 +81,7 @@ class Decision:
     backoff_until: float | None = None  # wall clock
     person: str | None = None  # who was recognised (unlock, or a refused member)
     spoof_frames: int = 0  # frames that matched but were judged not live
+    claimed: str | None = None  # a failed attempt whose face matched this person in k frames, but not live
 
 
 @dataclass
@@ -103,6 +104,7 @@ class _Attempt:
     face_px: float = 0.0
     live_score: float | None = None
     spoof_frames: int = 0
+    spoofed: Counter = field(default_factory=Counter)  # person -> frames that matched them but were not live
 
     def votes(self) -> tuple[str | None, int]:
         """The person with the most live matching frames in the window, and that count."""
@@ -150,9 +152,10 @@ class DoorPolicy:
             s.failed_attempts = 0
             self._locked_reported = False
         self._save(s)
+        claimed, n = a.spoofed.most_common(1)[0] if a.spoofed else (None, 0)
         return Decision("deny", reason, a.frames, a.votes()[1], a.best_distance, a.face_px, a.live_score,
                         s.failed_attempts, s.backoff_until if s.backoff_until > wall else None,
-                        spoof_frames=a.spoof_frames)
+                        spoof_frames=a.spoof_frames, claimed=claimed if n >= self.c.k and claimed else None)
 
     # -- the rule ------------------------------------------------------------------
 
@@ -191,7 +194,9 @@ class DoorPolicy:
         a.box, a.last_seen = box, f.t
         ok = bool(f.match) and (f.live is None or bool(f.live))
         a.window.append((f.person or "") if ok else None)
-        a.spoof_frames += bool(f.match) and f.live is not None and not f.live
+        if f.match and f.live is not None and not f.live:
+            a.spoof_frames += 1
+            a.spoofed[f.person or ""] += 1
         a.frames += 1
         a.face_px = float(max(box[2] - box[0], box[3] - box[1]))
         if f.distance is not None and (a.best_distance is None or f.distance < a.best_distance):

@@ -63,14 +63,14 @@ def household(tmp_path_factory):
     return state
 
 
-def door_config(tmp_path, household, frames, mqtt: str, pace=True, fps=30.0, loop=False, policy=""):
+def door_config(tmp_path, household, frames, mqtt: str, pace=True, fps=30.0, loop=False, policy="", liveness=False):
     import shutil
 
     state = tmp_path / "state"
     shutil.copytree(household, state, dirs_exist_ok=True)
     seq = write_sequence(tmp_path / "frames", frames)
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'state_dir = "{state}"\n[liveness]\nenabled = false\n[actuator]\npulse_s = 0.3\n'
+    cfg.write_text(f'state_dir = "{state}"\n[liveness]\nenabled = {str(liveness).lower()}\n[actuator]\npulse_s = 0.3\n'
                    f'[camera]\nsource = "images"\ndevice = "{seq}"\npace = {str(pace).lower()}\nfps = {fps}\n'
                    f'loop = {str(loop).lower()}\n[policy]\nunlock_cooldown_s = 0.0\nlost_after_s = 0.1\n{policy}'
                    f'[mqtt]\n{mqtt}')
@@ -133,6 +133,7 @@ def test_event_types_from_audit_records():
     assert event_type({"decision": "locked_out"}) == "locked_out"
     assert event_type({"decision": "deny", "person": "bob", "reason": "bob is disabled"}) == "denied"
     assert event_type({"decision": "deny", "person": None, "spoof_frames": 4}) == "spoof"
+    assert event_type({"decision": "deny", "person": None, "spoof_frames": 4, "claimed_person": "alice"}) == "spoof"
     assert event_type({"decision": "deny", "person": None, "spoof_frames": 0, "reason": "attempt timed out"}) == "unknown"
     assert event_type({"decision": "deny", "reason": "2 faces in view"}) == "denied"
 
@@ -367,3 +368,17 @@ def test_a_reporting_fault_never_keeps_the_door_shut(tmp_path, household, faces,
     cfg, state = door_config(tmp_path, household, [frame(faces["obama"])] * 5, "enabled = false\n", pace=False)
     assert run(str(cfg)) == 0
     assert [(a["decision"], a["person"], a["actuator"]) for a in audit(state)] == [("unlock", "barack", "log")]
+
+
+@needs_mosquitto
+def test_a_photo_of_a_member_is_a_spoof_event_naming_them(tmp_path, broker, household, faces):
+    w = Watcher(broker, f"{T}/event")
+    cfg, state = door_config(tmp_path, household, [frame(faces["obama"])] * 45, broker_lines(broker.port),
+                             liveness=True, policy="attempt_timeout_s = 1.0\n")
+    assert run(str(cfg)) == 0
+    _, payload, retained = w.wait_for(lambda t, p, r: json.loads(p)["event_type"] == "spoof")
+    ev = json.loads(payload)
+    assert ev["person"] == "barack" and ev["live_score"] is not None and not retained
+    a = audit(state)[0]
+    assert (a["decision"], a["person"], a["claimed_person"]) == ("deny", None, "barack") and a["spoof_frames"] >= 3
+    w.close()

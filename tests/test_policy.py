@@ -96,3 +96,9 @@ def test_a_matching_face_that_is_not_live_is_reported_as_spoof_frames():
     d = [x for i in range(20) for x in p.observe(
         FrameResult(i / 15, [FACE], True, 0.03, live=False, live_score=0.1, person="alice"), 1000 + i / 15)]
     assert [x.kind for x in d] == ["deny"] and d[0].spoof_frames >= 15 and d[0].person is None
+    assert d[0].claimed == "alice"  # whom the photo showed
+    p = DoorPolicy(PolicyConfig(k=3, n=5, attempt_timeout_s=1.0))  # fewer than k not-live matches: nobody claimed
+    d = [x for i in range(20) for x in p.observe(
+        FrameResult(i / 15, [FACE], i < 2, 0.03 if i < 2 else 0.3, live=False, live_score=0.1,
+                    person="alice" if i < 2 else None), 1000 + i / 15)]
+    assert [x.kind for x in d] == ["deny"] and d[0].spoof_frames == 2 and d[0].claimed is None
