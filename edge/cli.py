@@ -1,4 +1,4 @@
-"""``facelatch``: enroll, verify, compare, embed, demo — on the device, no TensorFlow."""
+"""``facelatch``: enroll, people, identify, verify, compare, embed, demo — on the device, no TensorFlow."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from .decision import DEFAULT_FMR, Matcher, distance
+from .decision import DEFAULT_FMR, distance, household_fmr
 from .errors import FacelatchError
 from .images import list_images
 from .pipeline import DEFAULT_ENCODER, DEFAULT_LIVENESS, FaceFinder, FacePipeline, read_image
-from .template import Template, default_template_path, load_template
+from .gallery import MIGRATED_NAME, Gallery, check_name, load_gallery
+from .template import default_template_path
 
 def _pipeline(args, liveness: bool = False) -> FacePipeline:
     return FacePipeline(args.encoder, threads=args.threads,
@@ -88,14 +89,23 @@ def _camera_embeddings(args, pipe: FacePipeline) -> tuple[list, list[str]]:
     return got, [f"camera frame {i + 1}" for i in range(len(got))]
 
 
+def _gallery(args, pipe: FacePipeline | None = None, missing_ok: bool = False) -> tuple[Gallery, Path, bytes | None]:
+    """The household file named by the options (a new, empty one if ``missing_ok`` and absent)."""
+    path, key = _template_path(args), _key(args)
+    if missing_ok and not path.exists():
+        return Gallery(pipe.model_sha256, pipe.encoder_card.data["embedding"]["metric"]), path, key
+    return load_gallery(path, pipe.model_sha256 if pipe else None, key), path, key
+
+
 def cmd_enroll(args) -> int:
-    path = _template_path(args)
-    if path.exists() and not args.force:
-        raise FacelatchError(f"a template already exists at {path}; use --force to replace it")
     if not args.images and not args.camera:
         raise FacelatchError("give enrollment images, or --camera")
-    key = _key(args)
+    check_name(args.name)
     pipe = _pipeline(args)
+    gallery, path, key = _gallery(args, pipe, missing_ok=True)
+    if args.name in gallery.people and not (args.force or args.add):
+        raise FacelatchError(f"{args.name} is already enrolled in {path}; --force replaces their embeddings, "
+                             "--add adds to them")
     if args.camera:
         embeddings, sources = _camera_embeddings(args, pipe)
     else:  # every image is checked before anything is written
@@ -103,11 +113,93 @@ def cmd_enroll(args) -> int:
         sources = [Path(p).name for p in args.images]
     import numpy as np
 
-    t = Template(pipe.model_sha256, np.stack(embeddings), pipe.encoder_card.data["embedding"]["metric"],
-                 sources=sources)
-    t.save(path, key)
-    print(f"enrolled {len(embeddings)} {'frame' if args.camera else 'image'}(s) into {path}"
-          f"{' (encrypted)' if key else ''}")
+    person = gallery.add(args.name, np.stack(embeddings), sources, replace=args.force, extend=args.add)
+    gallery.save(path, key)
+    print(f"enrolled {args.name} from {len(embeddings)} {'frame' if args.camera else 'image'}(s) "
+          f"({len(person.template.embeddings)} embeddings) into {path}{' (encrypted)' if key else ''}; "
+          f"{len(gallery.people)} {'person' if len(gallery.people) == 1 else 'people'} enrolled")
+    return 0
+
+
+def cmd_people(args) -> int:
+    gallery, path, _ = _gallery(args)
+    rows = [{"name": p.name, "embeddings": len(p.template.embeddings), "enrolled": p.template.created,
+             "enabled": p.enabled, "schedule": p.schedule or "always", "model_sha256": gallery.model_sha256}
+            for p in gallery.people.values()]
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+        return 0
+    print(f"{len(rows)} {'person' if len(rows) == 1 else 'people'} in {path} (model {gallery.model_sha256[:12]}…)")
+    for r in rows:
+        print(f"  {r['name']:<16} {r['embeddings']:>3} embeddings  enrolled {r['enrolled']:<25} "
+              f"{'enabled ' if r['enabled'] else 'DISABLED'}  {r['schedule']}")
+    return 0
+
+
+def _edit(args, change) -> int:
+    gallery, path, key = _gallery(args)
+    message = change(gallery)
+    gallery.save(path, key)
+    print(message)
+    return 0
+
+
+def cmd_remove(args) -> int:
+    def change(g):
+        g.remove(args.name)
+        return f"removed {args.name}; {len(g.people)} left in {_template_path(args)}"
+    return _edit(args, change)
+
+
+def cmd_enable(args) -> int:
+    def change(g):
+        g.person(args.name).enabled = args.command == "enable"
+        return f"{args.name} {'enabled' if args.command == 'enable' else 'disabled: the door will not open for them'}"
+    return _edit(args, change)
+
+
+def cmd_schedule(args) -> int:
+    from .schedule import Schedule
+
+    spec = Schedule.parse(args.schedule).text
+
+    def change(g):
+        g.person(args.name).schedule = spec
+        return f"{args.name}: {'door opens only ' + spec if spec else 'no schedule (always)'}"
+    return _edit(args, change)
+
+
+def cmd_identify(args) -> int:
+    fmr = _fmr(args)
+    pipe = _pipeline(args)
+    gallery, _, _ = _gallery(args, pipe)
+    ident = gallery.identifier(pipe.encoder_card, fmr)
+    images = [(p, read_image(p)) for p in map(Path, args.images)]  # fail on a bad file before printing anything
+    import time
+
+    for path, rgb in images:
+        found = pipe.analyze(rgb)
+        rec = {"path": str(path), "faces": len(found), "person": None, "nearest": None, "distance": None,
+               "runner_up": None, "ambiguous": False, "threshold": round(ident.threshold, 4), "fmr": fmr,
+               "comparison_fmr": household_fmr(fmr, len(ident.names))}
+        if found:
+            m = ident.identify(found[0].embedding)
+            rec.update(person=m.person, nearest=m.nearest, distance=round(m.distance, 4), ambiguous=m.ambiguous,
+                       runner_up=None if m.runner_up is None else round(m.runner_up, 4))
+            if m.person:
+                rec["door"] = gallery.admits(m.person, time.time()) or "would open"
+        if args.json:
+            print(json.dumps(rec))
+            continue
+        answer = ("no face" if not found else rec["person"] or ("ambiguous" if rec["ambiguous"] else "unknown"))
+        detail = "" if not found else (f"  distance {rec['distance']:.3f} to {rec['nearest']} (threshold "
+                                       f"{rec['threshold']:.3f}, {len(ident.names)} people at FMR {fmr:g})")
+        if rec["ambiguous"]:
+            detail += f"; also within it: runner-up at {rec['runner_up']:.3f} — refused"
+        if rec.get("door") and rec["door"] != "would open":
+            detail += f"; the door would deny: {rec['door']}"
+        print(f"{answer:<12} {path}{detail}")
     return 0
 
 
@@ -143,8 +235,11 @@ def _fmr(args) -> float:
 def cmd_verify(args) -> int:
     fmr = _fmr(args)
     pipe = _pipeline(args, liveness=True)
-    template = load_template(_template_path(args), pipe.model_sha256, _key(args))
-    matcher = Matcher(template.reference, template.metric, pipe.encoder_card.threshold(fmr), fmr)
+    gallery, path, _ = _gallery(args, pipe)
+    if not args.name and len(gallery.people) != 1:
+        raise FacelatchError(f"{path} holds {len(gallery.people)} people: give --name (verify checks one person), "
+                             "or use facelatch identify")
+    matcher = gallery.identifier_of([args.name or gallery.names[0]], pipe.encoder_card, fmr)
     images = [(p, read_image(p)) for p in map(Path, args.images)]  # fail on a bad file before printing anything
     for path, rgb in images:
         found = pipe.analyze(rgb)
@@ -152,7 +247,7 @@ def cmd_verify(args) -> int:
             rec = {"path": str(path), "faces": 0, "decision": "no face", "distance": None,
                    "threshold": matcher.threshold, "fmr": fmr}
         else:
-            m = matcher.compare(found[0].embedding)
+            m = matcher.identify(found[0].embedding)
             rec = {"path": str(path), "faces": len(found), "decision": "match" if m.is_match else "no match",
                    "distance": round(m.distance, 4), "threshold": round(m.threshold, 4), "fmr": fmr}
             if pipe.liveness is not None:
@@ -325,18 +420,19 @@ def cmd_demo(args) -> int:
     print(f"facelatch demo: encoder {pipe.encoder_card.data['name']} ({pipe.embedder.model.runtime}), "
           f"liveness {'on' if pipe.liveness else 'off'}, bundled images in {demo}")
     with tempfile.TemporaryDirectory() as tmp:
-        tpath = Path(tmp) / "template.json"
+        gpath = Path(tmp) / "gallery.json"
         embeddings = []
         for p in enroll:
             embeddings.append(_one_face(pipe, p).embedding)
             print(f"  enroll    {p.name}")
         import numpy as np
 
-        Template(pipe.model_sha256, np.stack(embeddings), pipe.encoder_card.data["embedding"]["metric"],
-                 sources=[p.name for p in enroll]).save(tpath)
-        template = load_template(tpath, pipe.model_sha256)
+        demo_home = Gallery(pipe.model_sha256, pipe.encoder_card.data["embedding"]["metric"])
+        demo_home.add("obama", np.stack(embeddings), [p.name for p in enroll])
+        demo_home.save(gpath)
+        gallery = load_gallery(gpath, pipe.model_sha256)
     fmr = DEFAULT_FMR
-    matcher = Matcher(template.reference, template.metric, pipe.encoder_card.threshold(fmr), fmr)
+    matcher = gallery.identifier_of(["obama"], pipe.encoder_card, fmr)
     print(f"verifying at FMR {fmr:g} (distance threshold {matcher.threshold:.3f}, from the model card)"
           + (f"; liveness needs P(live) >= {pipe.liveness.threshold:.3f}" if pipe.liveness else "") + ":")
     for p in probes:
@@ -344,7 +440,7 @@ def cmd_demo(args) -> int:
         if not found:
             print(f"  no face    {p.name}")
             continue
-        m = matcher.compare(found[0].embedding)
+        m = matcher.identify(found[0].embedding)
         line = f"  {'MATCH' if m.is_match else 'no match':<9}  {p.name:<18} distance {m.distance:.3f}"
         if found[0].live_score is not None:
             live = pipe.liveness.is_live(found[0].live_score)
@@ -368,20 +464,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-liveness", action="store_true", help="verify/demo: skip the liveness check")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("enroll", help="enroll the user from images (one face each) or from the camera")
+    s = sub.add_parser("enroll", help="enroll a person from images (one face each) or from the camera")
     s.add_argument("images", nargs="*")
-    s.add_argument("--template", help=f"template file (default: from --config, else {default_template_path()})")
+    s.add_argument("--name", default=MIGRATED_NAME, help=f"who this is (default {MIGRATED_NAME!r})")
+    s.add_argument("--template", help=f"household file (default: from --config, else {default_template_path()})")
     s.add_argument("--config", help="daemon config (camera settings, template path)")
-    s.add_argument("--key-file", help="encrypt the template with this key (default: the systemd credential if any)")
-    s.add_argument("--force", action="store_true", help="replace an existing template")
+    s.add_argument("--key-file", help="encrypt the household file with this key (default: the systemd credential if any)")
+    s.add_argument("--force", action="store_true", help="replace this person's embeddings")
+    s.add_argument("--add", action="store_true", help="add these embeddings to this person's")
     s.add_argument("--camera", action="store_true", help="capture the enrollment frames from the camera")
     s.add_argument("--frames", type=int, default=5, help="--camera: good frames to capture (default 5)")
     s.add_argument("--timeout", type=float, default=60.0, help="--camera: give up after this many seconds")
     s.add_argument("--min-sharpness", type=float, default=30.0, help="--camera: minimum Laplacian variance of the chip")
     s.set_defaults(func=cmd_enroll)
 
-    s = sub.add_parser("verify", help="check images against the enrolled template")
+    s = sub.add_parser("identify", help="who is it? the enrolled person, 'unknown' or 'ambiguous', per image")
     s.add_argument("images", nargs="+")
+    s.add_argument("--template")
+    s.add_argument("--config")
+    s.add_argument("--key-file")
+    s.add_argument("--fmr", type=float, default=DEFAULT_FMR,
+                   help=f"system-level false-match rate; each of N comparisons uses FMR/N (default {DEFAULT_FMR:g})")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_identify)
+
+    s = sub.add_parser("people", help="list the enrolled people")
+    s.add_argument("--template")
+    s.add_argument("--config")
+    s.add_argument("--key-file")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_people)
+
+    for name, func, text in (("remove", cmd_remove, "remove a person"),
+                             ("enable", cmd_enable, "let the door open for a person again"),
+                             ("disable", cmd_enable, "keep a person enrolled, but the door no longer opens for them"),
+                             ("schedule", cmd_schedule, "when the door opens for a person: 'mon-fri 07:00-19:00' "
+                                                        "('' = always)")):
+        s = sub.add_parser(name, help=text)
+        s.add_argument("name")
+        if name == "schedule":
+            s.add_argument("schedule", help="DAYS HH:MM-HH:MM[; ...], e.g. 'mon-fri 07:00-19:00; sat 09:00-12:00'")
+        s.add_argument("--template")
+        s.add_argument("--config")
+        s.add_argument("--key-file")
+        s.set_defaults(func=func)
+
+    s = sub.add_parser("verify", help="check images against one enrolled person")
+    s.add_argument("images", nargs="+")
+    s.add_argument("--name", help="the person (needed when several are enrolled)")
     s.add_argument("--template")
     s.add_argument("--config")
     s.add_argument("--key-file")

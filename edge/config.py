@@ -71,6 +71,24 @@ class AuditConfig:
 
 
 @dataclass
+class MqttConfig:
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = 1883
+    node_id: str = "facelatch"
+    discovery_prefix: str = "homeassistant"
+    tls: bool = False
+    ca_file: str = ""  # "" = the system's CAs
+    credentials_file: str = ""  # "" -> systemd credential "mqtt-credentials" if present
+    keepalive_s: float = 30.0
+    queue_max: int = 100
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: float = 60.0
+    remote_unlock: bool = False
+    unlock_code_file: str = ""  # "" -> systemd credential "mqtt-unlock-code"
+
+
+@dataclass
 class Config:
     state_dir: str = "/var/lib/facelatch"
     camera: CameraConfig = field(default_factory=CameraConfig)
@@ -80,6 +98,7 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     actuator: ActuatorConfig = field(default_factory=ActuatorConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
 
     def state_path(self, p: str) -> Path:
         return Path(p) if os.path.isabs(p) else Path(self.state_dir) / p
@@ -102,6 +121,8 @@ RANGES = {  # (min, max) inclusive; None = unbounded
     "actuator.gpio_pin": (0, 63), "actuator.pulse_s": (0.01, 60), "actuator.command_timeout_s": (0.1, 600),
     "audit.max_bytes": (1000, 10 ** 10), "audit.backups": (0, 100), "audit.snapshot_max_count": (0, 100000),
     "audit.snapshot_max_age_days": (0, 3650),
+    "mqtt.port": (1, 65535), "mqtt.keepalive_s": (5, 3600), "mqtt.queue_max": (1, 100000),
+    "mqtt.reconnect_min_s": (1, 3600), "mqtt.reconnect_max_s": (1, 86400),
 }
 
 
@@ -158,6 +179,13 @@ def parse(data: dict) -> Config:
         problems.append("actuator.command: required (an argv list) when actuator.kind = \"command\"")
     if cfg.camera.source == "images" and not Path(cfg.camera.device).is_dir():
         problems.append(f"camera.device: image folder {cfg.camera.device!r} not found")
+    m = cfg.mqtt
+    if m.reconnect_max_s < m.reconnect_min_s:
+        problems.append("mqtt.reconnect_max_s must be at least mqtt.reconnect_min_s")
+    if not m.node_id or not all(ch.isalnum() or ch in "_-" for ch in m.node_id):
+        problems.append(f"mqtt.node_id: letters, digits, '_' and '-' only, got {m.node_id!r}")
+    if m.remote_unlock and not m.tls:
+        problems.append("mqtt.remote_unlock = true needs mqtt.tls = true (the unlock code must not cross the network in clear)")
     if problems:
         raise FacelatchError("invalid configuration:\n  " + "\n  ".join(problems))
     return cfg

@@ -1,11 +1,12 @@
 """``facelatch run``: the door loop.  It only wires the stages:
 
-    camera -> pipeline (detect, align, embed) -> matcher -> policy -> actuator
-                                                              \\-> audit log, systemd
+    camera -> pipeline (detect, align, embed) -> identifier -> policy -> actuator
+                                                                  \\-> audit log, systemd, MQTT
 
 Fail-secure: an exception anywhere while judging a frame makes that frame a
 "no match"; nothing but a policy "unlock" ever drives the actuator.
-SIGTERM/SIGINT: clean exit; SIGHUP: reload config and template.
+Remote commands (MQTT, edge.mqtt) are carried out and audited here, between frames.
+SIGTERM/SIGINT: clean exit; SIGHUP: reload config and the household (gallery).
 """
 
 from __future__ import annotations
@@ -20,17 +21,35 @@ from . import config as config_mod
 from .actuators import make_actuator
 from .audit import AuditLog
 from .camera import make_source
-from .decision import Matcher
+from .decision import household_fmr
 from .errors import FacelatchError
+from .gallery import load_gallery
+from .mqtt import make_bridge
 from .pipeline import FacePipeline
 from .policy import DoorPolicy, FrameResult
 from .secrets import find_key_file, read_key
 from .state import StateStore
 from .systemd import Notifier, watchdog_interval
-from .template import load_template
 from .temporal import FrameNovelty, eye_aspect_ratio
 
 log = logging.getLogger("facelatch")
+
+
+def _tell(call, *args) -> None:
+    """Report to MQTT; a reporting fault is logged and never stops the door."""
+    try:
+        call(*args)
+    except Exception:
+        log.exception("could not report to MQTT")
+
+
+def version() -> str:
+    try:
+        from importlib.metadata import version as dist_version
+
+        return dist_version("facelatch")
+    except Exception:  # not installed as a distribution
+        return "0"
 
 
 class Door:
@@ -50,33 +69,69 @@ class Door:
                                                  cfg.model.full_range_fallback)
         key_file = find_key_file(cfg.template.key_file)
         key = read_key(key_file) if key_file else None
-        self.template = load_template(cfg.state_path(cfg.template.path), self.pipeline.model_sha256, key)
-        card = self.pipeline.encoder_card
-        self.matcher = Matcher(self.template.reference, self.template.metric, card.threshold(cfg.model.fmr), cfg.model.fmr)
+        self.gallery = load_gallery(cfg.state_path(cfg.template.path), self.pipeline.model_sha256, key)
+        self.identifier = self.gallery.identifier(self.pipeline.encoder_card, cfg.model.fmr)
+        self.comparison_fmr = household_fmr(cfg.model.fmr, len(self.identifier.names))
         self.store = StateStore(cfg.state_path("lockout.json"), cfg.policy.backoff_s)
-        self.policy = DoorPolicy(cfg.policy, self.store.load(), self.store.save, cfg.liveness.require_blink)
+        self.policy = DoorPolicy(cfg.policy, self.store.load(), self.store.save, self.gallery.admits,
+                                 require_blink=cfg.liveness.require_blink)
         self.actuator = actuator or make_actuator(cfg.actuator)
         self.novelty = FrameNovelty()
         self.audit = AuditLog(cfg.state_dir, cfg.audit.max_bytes, cfg.audit.backups, cfg.audit.save_snapshots,
                               cfg.audit.snapshot_max_count, cfg.audit.snapshot_max_age_days)
 
     def judge(self, frame) -> FrameResult:
-        """Faces and the largest face's match; any error -> no faces judged as a match."""
+        """Faces and who the largest face is; any error -> no faces judged as a match."""
         try:
             found = self.pipeline.analyze(frame.rgb)
             boxes = [tuple(float(v) for v in r.face.box) for r in found]
             if not found or found[0].embedding is None:
                 return FrameResult(frame.t, boxes)
             face = found[0]
-            m = self.matcher.compare(face.embedding)
+            m = self.identifier.identify(face.embedding)
             score = face.live_score
             live = None if score is None else self.pipeline.liveness.is_live(score)
             fresh = self.novelty.fresh(face.live_patch if face.live_patch is not None else face.chip)
             return FrameResult(frame.t, boxes, m.is_match, m.distance, live, score, fresh,
-                               eye_aspect_ratio(face.landmarks) if face.landmarks is not None else None)
+                               eye_aspect_ratio(face.landmarks) if face.landmarks is not None else None, m.person)
         except Exception:  # fail secure, keep running
             log.exception("error while judging frame %d; treated as no match", frame.index)
             return FrameResult(frame.t, [], False, None)
+
+    def audit_decision(self, d, frame_rgb, bridge) -> dict:
+        """Audit one policy decision (opening the door first when it is an unlock)."""
+        record = {"decision": d.kind, "reason": d.reason, "person": d.person, "best_distance": d.best_distance,
+                  "threshold": self.identifier.threshold, "fmr": self.identifier.fmr,
+                  "comparison_fmr": self.comparison_fmr, "people": len(self.identifier.names), "frames": d.frames,
+                  "matching_frames": d.matches, "spoof_frames": d.spoof_frames, "claimed_person": d.claimed,
+                  "face_px": d.face_px,
+                  "live_score": d.live_score, "failed_attempts": d.failed_attempts,
+                  "backoff_until": d.backoff_until, "model_sha256": self.pipeline.model_sha256}
+        if d.kind == "unlock":
+            record.update(self.open(bridge))
+        self.audit.write(record, frame_rgb)
+        _tell(bridge.decision, record)
+        return record
+
+    def open(self, bridge) -> dict:
+        _tell(bridge.door, self.cfg.actuator.pulse_s)
+        try:
+            return self.actuator.unlock()
+        except Exception as e:  # the lock did not open; say so
+            log.exception("actuator failed")
+            return {"actuator_error": str(e)}
+
+    def remote(self, cmd, bridge) -> dict:
+        """Carry out (or refuse) one remote command; audited like a face decision."""
+        record = {"decision": "remote_" + ("refused" if cmd.refused else cmd.target), "source": "mqtt",
+                  "command": f"{cmd.target} {cmd.action}", "reason": cmd.refused or "accepted"}
+        if not cmd.refused and cmd.target == "lock" and cmd.action in ("OPEN", "UNLOCK"):
+            record["decision"] = "unlock"
+            record.update(self.open(bridge))
+        self.audit.write(record)
+        if cmd.target == "lock":
+            _tell(bridge.decision, record)
+        return record
 
     def close(self) -> None:
         self.actuator.close()
@@ -92,6 +147,12 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
     load = (lambda: config_mod.load(config_path)) if config_path else config_mod.Config
     cfg = load()
     door = Door(cfg)
+    try:
+        bridge = make_bridge(cfg.mqtt, version())
+    except FacelatchError:
+        door.close()
+        raise
+    paused = False
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -100,13 +161,15 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
     def heartbeat(status: str) -> None:  # while the camera is being retried
         notifier.watchdog()
         notifier.status(status)
+        bridge.camera(False)
 
     camera = make_source(cfg.camera, stop, heartbeat)
     live = door.pipeline.liveness
-    log.info("facelatch running: encoder %s, FMR %g (threshold %.4f), liveness %s, camera %s %s, actuator %s",
-             door.pipeline.encoder_card.data["name"], cfg.model.fmr, door.matcher.threshold,
+    log.info("facelatch running: encoder %s, %d people, FMR %g (per comparison %g, threshold %.4f), liveness %s, "
+             "camera %s %s, actuator %s, MQTT %s", door.pipeline.encoder_card.data["name"],
+             len(door.identifier.names), cfg.model.fmr, door.comparison_fmr, door.identifier.threshold,
              f"on (P(live) >= {live.threshold:.3f})" if live else "OFF", cfg.camera.source, cfg.camera.device,
-             cfg.actuator.kind)
+             cfg.actuator.kind, f"{cfg.mqtt.host}:{cfg.mqtt.port}" if cfg.mqtt.enabled else "off")
     notifier.ready(f"watching ({cfg.camera.source} {cfg.camera.device})")
     wd = watchdog_interval()
     last_wd = 0.0
@@ -129,11 +192,20 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
                         if not same_actuator:
                             door.actuator = make_actuator(cfg.actuator)
                         raise
+                    if new_cfg.mqtt != cfg.mqtt:
+                        try:
+                            new_bridge = make_bridge(new_cfg.mqtt, version())
+                        except FacelatchError:
+                            if new_door.actuator is not door.actuator:
+                                new_door.close()
+                            raise
+                        bridge.close()
+                        bridge = new_bridge
                     if new_cfg.camera != cfg.camera:
                         camera.close()
                         camera = make_source(new_cfg.camera, stop, heartbeat)
                     cfg, door = new_cfg, new_door
-                    log.info("reloaded configuration and template")
+                    log.info("reloaded configuration and household (%d people)", len(door.identifier.names))
                 except FacelatchError as e:
                     log.error("reload failed, keeping the running configuration: %s", e)
                 notifier.ready("reloaded")
@@ -142,25 +214,21 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
             if wd is None or now - last_wd >= wd:
                 notifier.watchdog()
                 last_wd = now
+            for cmd in bridge.commands():
+                rec = door.remote(cmd, bridge)
+                if cmd.target == "pause" and not cmd.refused:
+                    paused = cmd.action == "ON"
+                    bridge.paused(paused)
+                notifier.status(f"last remote command: {rec['command']} ({rec['reason']}) at {time.strftime('%H:%M:%S')}")
             if frame is None:
                 if not stop.is_set():
                     log.info("camera source ended")
                 break
             frames += 1
-            result = door.judge(frame)
-            for d in door.policy.observe(result, frame.wall):
-                record = {"decision": d.kind, "reason": d.reason, "best_distance": d.best_distance,
-                          "threshold": door.matcher.threshold, "fmr": door.matcher.fmr, "frames": d.frames,
-                          "matching_frames": d.matches, "face_px": d.face_px, "live_score": d.live_score,
-                          "failed_attempts": d.failed_attempts, "backoff_until": d.backoff_until,
-                          "model_sha256": door.pipeline.model_sha256}
-                if d.kind == "unlock":
-                    try:
-                        record.update(door.actuator.unlock())
-                    except Exception as e:  # the lock did not open; say so
-                        log.exception("actuator failed")
-                        record["actuator_error"] = str(e)
-                door.audit.write(record, frame.rgb)
+            bridge.camera(True)
+            result = door.judge(frame) if not paused else None
+            for d in door.policy.observe(result, frame.wall) if result is not None else ():
+                door.audit_decision(d, frame.rgb, bridge)
                 notifier.status(f"last decision: {d.kind} ({d.reason}) at {time.strftime('%H:%M:%S')}")
             if on_frame is not None:
                 on_frame(frames)
@@ -170,5 +238,6 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
         notifier.stopping()
         camera.close()
         door.close()
+        bridge.close()
     log.info("stopped after %d frames", frames)
     return 0

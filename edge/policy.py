@@ -23,14 +23,17 @@ Rules, in order, for every frame:
 4. More than one face in view -> deny at once (tailgating), unless
    ``multiple_faces = "largest"``; such a deny is recorded once per crowded
    scene (not every frame) and not counted as a failed attempt.
-5. Accept -> unlock, reset the failure counter, start the cooldown.
+5. Accept (k of the last n frames are live matches of the SAME person) -> unlock,
+   reset the failure counter, start the cooldown -- unless ``admit`` (the household's
+   enabled flags and schedules) refuses that person now: then deny, naming them, with
+   a cooldown, not counted as a failed attempt.
 Anything that goes wrong in the pipeline reaches this file as "no match": the
 policy can only unlock on positive evidence (fail-secure).
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +69,7 @@ class FrameResult:
     live_score: float | None = None
     fresh: bool = True  # not a bit-identical repeat of the previous frame's face patch
     eye_ratio: float | None = None  # eye aspect ratio (edge.temporal), for the blink check
+    person: str | None = None  # who matched (None: nobody, or a single-template caller)
 
 
 @dataclass
@@ -81,6 +85,9 @@ class Decision:
     live_score: float | None = None
     failed_attempts: int = 0
     backoff_until: float | None = None  # wall clock
+    person: str | None = None  # who was recognised (unlock, or a refused member)
+    spoof_frames: int = 0  # frames that matched but were judged not live
+    claimed: str | None = None  # a failed attempt whose face matched this person in k frames, but not live
 
 
 @dataclass
@@ -103,6 +110,13 @@ class _Attempt:
     face_px: float = 0.0
     live_score: float | None = None
     eye_ratios: list = field(default_factory=list)
+    spoof_frames: int = 0
+    spoofed: Counter = field(default_factory=Counter)  # person -> frames that matched them but were not live
+
+    def votes(self) -> tuple[str | None, int]:
+        """The person with the most live matching frames in the window, and that count."""
+        c = Counter(p for p in self.window if p is not None)
+        return c.most_common(1)[0] if c else (None, 0)
 
 
 def _corners(box) -> np.ndarray:
@@ -112,16 +126,18 @@ def _corners(box) -> np.ndarray:
 
 class DoorPolicy:
     """``observe(frame, wall_time) -> [Decision]``; ``save`` is called with the
-    LockoutState whenever it changes."""
+    LockoutState whenever it changes; ``admit(person, wall)`` says why a recognised
+    person may not enter now (None: they may)."""
 
     def __init__(self, config: PolicyConfig, state: LockoutState | None = None, save=lambda s: None,
-                 require_blink: bool = False):
+                 admit=lambda person, wall: None, require_blink: bool = False):
         if not 1 <= config.k <= config.n:
             raise ValueError("policy needs 1 <= k <= n")
         self.c = config
         self.require_blink = require_blink
         self.state = state or LockoutState()
         self._save = save
+        self._admit = admit
         self.attempt: _Attempt | None = None
         self.cooldown_until = -np.inf  # monotonic
         self._locked_reported = False
@@ -144,8 +160,10 @@ class DoorPolicy:
             s.failed_attempts = 0
             self._locked_reported = False
         self._save(s)
-        return Decision("deny", reason, a.frames, sum(a.window), a.best_distance, a.face_px, a.live_score,
-                        s.failed_attempts, s.backoff_until if s.backoff_until > wall else None)
+        claimed, n = a.spoofed.most_common(1)[0] if a.spoofed else (None, 0)
+        return Decision("deny", reason, a.frames, a.votes()[1], a.best_distance, a.face_px, a.live_score,
+                        s.failed_attempts, s.backoff_until if s.backoff_until > wall else None,
+                        spoof_frames=a.spoof_frames, claimed=claimed if n >= self.c.k and claimed else None)
 
     # -- the rule ------------------------------------------------------------------
 
@@ -183,23 +201,31 @@ class DoorPolicy:
             a = self.attempt = _Attempt(box, f.t, f.t, deque(maxlen=c.n))
         a.box, a.last_seen = box, f.t
         ok = bool(f.match) and (f.live is None or bool(f.live)) and f.fresh
-        a.window.append(ok)
+        a.window.append((f.person or "") if ok else None)
         a.eye_ratios.append(f.eye_ratio)
+        if f.match and f.live is not None and not f.live:
+            a.spoof_frames += 1
+            a.spoofed[f.person or ""] += 1
         a.frames += 1
         a.face_px = float(max(box[2] - box[0], box[3] - box[1]))
         if f.distance is not None and (a.best_distance is None or f.distance < a.best_distance):
             a.best_distance = f.distance
         if f.live_score is not None:
             a.live_score = f.live_score
-        if sum(a.window) >= c.k and (not self.require_blink or blinked(a.eye_ratios)):  # 5. accept
+        person, votes = a.votes()
+        if votes >= c.k and (not self.require_blink or blinked(a.eye_ratios)):  # 5. accept
             self.attempt = None
             self.cooldown_until = f.t + c.unlock_cooldown_s
+            refused = self._admit(person, wall) if person else None
+            if refused:
+                return out + [Decision("deny", refused, a.frames, votes, a.best_distance, a.face_px, a.live_score,
+                                       self.state.failed_attempts, person=person)]
             if self.state.failed_attempts:
                 self.state.failed_attempts = 0
             self.state.lockouts = 0
             self._save(self.state)
-            return out + [Decision("unlock", f"{sum(a.window)} of the last {len(a.window)} frames matched",
-                                   a.frames, sum(a.window), a.best_distance, a.face_px, a.live_score)]
+            return out + [Decision("unlock", f"{votes} of the last {len(a.window)} frames matched",
+                                   a.frames, votes, a.best_distance, a.face_px, a.live_score, person=person or None)]
         if f.t - a.started > c.attempt_timeout_s:
             self.attempt = None
             return out + [self._fail(a, "attempt timed out", wall)]

@@ -24,27 +24,38 @@ def generate_key(path) -> None:
     write_atomic(path, base64.b64encode(os.urandom(32)) + b"\n", mode=0o600)
 
 
-def find_key_file(configured: str = "") -> Path | None:
-    """The configured key file, else the systemd credential, else None."""
+def find_credential(configured: str, credential: str) -> Path | None:
+    """The configured file, else the systemd credential ``credential``, else None."""
     if configured:
         return Path(configured)
     creds = os.environ.get("CREDENTIALS_DIRECTORY")
-    if creds and (Path(creds) / CREDENTIAL).exists():
-        return Path(creds) / CREDENTIAL
+    if creds and (Path(creds) / credential).exists():
+        return Path(creds) / credential
     return None
 
 
-def read_key(path) -> bytes:
+def find_key_file(configured: str = "") -> Path | None:
+    """The configured key file, else the systemd credential, else None."""
+    return find_credential(configured, CREDENTIAL)
+
+
+def read_private(path, what: str) -> bytes:
+    """The bytes of a secret file that only its owner may read (else a FacelatchError)."""
     path = Path(path)
     try:
         st = path.stat()
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise FacelatchError(f"key file not found: {path}") from None
+        raise FacelatchError(f"{what} not found: {path}") from None
     except OSError as e:
-        raise FacelatchError(f"cannot read key file {path}: {e.strerror}") from None
+        raise FacelatchError(f"cannot read {what} {path}: {e.strerror}") from None
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise FacelatchError(f"key file {path} is readable by others (mode {stat.S_IMODE(st.st_mode):o}); chmod 600 it")
+        raise FacelatchError(f"{what} {path} is readable by others (mode {stat.S_IMODE(st.st_mode):o}); chmod 600 it")
+    return raw
+
+
+def read_key(path) -> bytes:
+    raw = read_private(path, "key file")
     try:
         key = base64.b64decode(raw.strip(), validate=True)
     except ValueError:

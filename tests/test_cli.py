@@ -33,7 +33,8 @@ def assert_one_line_error(rc, out, err, *words):
 def test_enroll_writes_a_0600_template(template):
     assert stat.S_IMODE(os.stat(template).st_mode) == 0o600
     d = json.loads(template.read_text())
-    assert d["format"] == "facelatch-template" and len(d["embeddings"]) == 2 and len(d["model_sha256"]) == 64
+    assert d["format"] == "facelatch-gallery" and len(d["model_sha256"]) == 64
+    assert [(p["name"], len(p["embeddings"])) for p in d["people"]] == [("user", 2)]
 
 
 def test_verify_decides_per_image(template):
@@ -75,7 +76,7 @@ def test_enroll_refuses_image_without_face(tmp_path):
 def test_enroll_does_not_overwrite_without_force(template):
     before = template.read_bytes()
     rc, out, err = run_cli("enroll", ENROLL[0], "--template", template)
-    assert_one_line_error(rc, out, err, "already exists", "--force")
+    assert_one_line_error(rc, out, err, "already enrolled", "--force")
     assert template.read_bytes() == before
 
 
@@ -148,3 +149,51 @@ def test_demo_matches_only_the_enrolled_person_and_flags_photos():
         assert lines[other].startswith("  no match")
     assert "6 faces in view" in lines["group_photo.jpg"]
     assert "P(live)" in lines["obama3.jpg"]
+
+
+def test_household_commands(tmp_path):
+    g = tmp_path / "household.json"
+    assert run_cli("enroll", "--name", "barack", *ENROLL, "--template", g)[0] == 0
+    rc, out, err = run_cli("enroll", "--name", "joe", DEMO / "probe/biden.jpg", "--template", g)
+    assert rc == 0 and "2 people enrolled" in out, err
+    rc, out, err = run_cli("people", "--template", g, "--json")
+    rows = [json.loads(l) for l in out.splitlines()]
+    assert [(r["name"], r["embeddings"], r["enabled"], r["schedule"]) for r in rows] == [
+        ("barack", 2, True, "always"), ("joe", 1, True, "always")] and len(rows[0]["model_sha256"]) == 64
+    rc, out, err = run_cli("identify", DEMO / "probe/obama3.jpg", DEMO / "probe/tom_hanks.png", "--template", g, "--json")
+    a, b = (json.loads(l) for l in out.splitlines())
+    assert rc == 0 and a["person"] == "barack" and a["distance"] <= a["threshold"] and a["door"] == "would open"
+    assert a["comparison_fmr"] == pytest.approx(5e-5) and b["person"] is None and b["distance"] > b["threshold"]
+    rc, out, err = run_cli("identify", DEMO / "probe/tom_hanks.png", "--template", g)
+    assert out.startswith("unknown")
+    assert run_cli("disable", "barack", "--template", g)[0] == 0
+    rc, out, err = run_cli("identify", DEMO / "probe/obama3.jpg", "--template", g, "--json")
+    assert json.loads(out)["door"] == "barack is disabled"
+    rc, out, err = run_cli("schedule", "joe", "mon-fri 07:00-19:00", "--template", g)
+    assert rc == 0 and "mon-fri 07:00-19:00" in out
+    rc, out, err = run_cli("schedule", "joe", "weekdays", "--template", g)
+    assert_one_line_error(rc, out, err, "schedule")
+    rc, out, err = run_cli("verify", DEMO / "probe/obama3.jpg", "--template", g)  # two people: which one?
+    assert_one_line_error(rc, out, err, "--name")
+    rc, out, err = run_cli("verify", DEMO / "probe/obama3.jpg", "--name", "barack", "--template", g, "--json")
+    assert json.loads(out)["decision"] == "match"
+    assert run_cli("remove", "joe", "--template", g)[0] == 0
+    rc, out, err = run_cli("remove", "joe", "--template", g)
+    assert_one_line_error(rc, out, err, "no person named 'joe'")
+    assert stat.S_IMODE(os.stat(g).st_mode) == 0o600
+    assert [p["name"] for p in json.loads(g.read_text())["people"]] == ["barack"]
+
+
+def test_old_single_person_template_is_migrated_by_the_cli(tmp_path):
+    from edge.pipeline import FacePipeline, read_image
+    from edge.template import Template
+
+    pipe = FacePipeline()
+    path = tmp_path / "template.json"
+    Template(pipe.model_sha256, np.stack([pipe.analyze(read_image(p))[0].embedding for p in ENROLL]),
+             "cosine").save(path)
+    rc, out, err = run_cli("people", "--template", path)
+    assert rc == 0 and "user" in out and "single-person template" in err and "'user'" in err
+    assert json.loads(path.read_text())["format"] == "facelatch-gallery"
+    rc, out, err = run_cli("verify", DEMO / "probe/obama3.jpg", "--template", path, "--json")
+    assert rc == 0 and json.loads(out)["decision"] == "match" and "single-person" not in err

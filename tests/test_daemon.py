@@ -210,7 +210,7 @@ def test_sighup_reloads_config_and_template(tmp_path, enrolled, faces):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
-    assert "reloaded configuration and template" in proc.stderr.read()
+    assert "reloaded configuration and household" in proc.stderr.read()
 
 
 def test_config_errors_are_listed_one_per_line(tmp_path):
@@ -310,3 +310,27 @@ def test_jittered_still_photo_needs_the_blink_check(tmp_path, enrolled):
     run(str(cfg))
     assert decisions(state, "unlock") == []
     assert decisions(state, "deny")
+
+
+def test_household_door_names_who_came_and_denies_a_disabled_member(tmp_path, enrolled, faces):
+    """Two people enrolled: the audit line names the one who unlocked; a member who is
+    disabled is denied by name (not counted as a failed attempt); a stranger is not
+    taken for either."""
+    from edge.gallery import load_gallery
+    from edge.pipeline import FacePipeline, read_image
+
+    frames = ([frame()] * 3 + [frame(faces["obama"])] * 6 + [frame()] * 3 + [frame(faces["biden"])] * 6
+              + [frame()] * 3 + [frame(faces["hanks"])] * 8)
+    cfg, state = setup_door(tmp_path, enrolled, frames, unlock_cooldown_s=0.0, lost_after_s=0.0, attempt_timeout_s=0.3)
+    g = load_gallery(state / "template.json")  # the single-person template, migrated: one person "user"
+    pipe = FacePipeline()
+    g.add("joe", pipe.analyze(read_image(DEMO / "probe" / "biden.jpg"))[0].embedding[None], ["biden.jpg"])
+    g.person("joe").enabled = False
+    g.save(state / "template.json")
+    assert run(str(cfg)) == 0
+    got = [(a["decision"], a["person"], a["reason"]) for a in audit(state)]
+    assert got[0][:2] == ("unlock", "user") and ("deny", "joe", "joe is disabled") in got
+    assert all(a["people"] == 2 and a["comparison_fmr"] == 5e-5 for a in audit(state))
+    strangers = [a for a in audit(state) if a["decision"] == "deny" and a["person"] is None]
+    assert strangers and all(a["best_distance"] > a["threshold"] for a in strangers)
+    assert [a for a in audit(state) if a["person"] == "joe"][0]["failed_attempts"] == 0

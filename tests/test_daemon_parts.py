@@ -73,10 +73,11 @@ def test_enroll_from_the_camera(tmp_path):
     seq = write_sequence(tmp_path / "cam", [frame()] * 2 + [frame(c["obama"])] * 4)
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'state_dir = "{tmp_path}"\n[camera]\nsource = "images"\ndevice = "{seq}"\npace = false\n')
-    rc, out, err = run_cli("enroll", "--camera", "--frames", "3", "--config", cfg)
+    rc, out, err = run_cli("enroll", "--camera", "--name", "barack", "--frames", "3", "--config", cfg)
     assert rc == 0, err
     assert "captured 3/3" in err and (tmp_path / "template.json").exists()
-    assert len(json.loads((tmp_path / "template.json").read_text())["embeddings"]) == 3
+    people = json.loads((tmp_path / "template.json").read_text())["people"]
+    assert [(p["name"], len(p["embeddings"])) for p in people] == [("barack", 3)]
     # not enough good frames: nothing written
     rc, out, err = run_cli("enroll", "--camera", "--frames", "9", "--config", cfg, "--template", tmp_path / "t2.json")
     assert rc == 2 and "captured only 4 of 9" in err and not (tmp_path / "t2.json").exists()

@@ -45,3 +45,60 @@ def test_every_shipped_card_matches_its_model():
         card = load_card(c)
         assert card.kind in {"encoder", "detector", "landmarks", "liveness"}
         assert json.loads(c.read_text())["provenance"]
+
+
+def test_household_fmr_divides_the_target_by_the_household():
+    from edge.decision import household_fmr
+
+    assert household_fmr(1e-4, 1) == 1e-4 and household_fmr(1e-4, 5) == pytest.approx(2e-5)
+    assert household_fmr(1e-4, 0) == 1e-4
+
+
+def test_card_covers_households_up_to_20_at_the_default():
+    from edge.decision import DEFAULT_FMR, household_fmr
+
+    card = load_card(models_dir() / "facelatch_dlib_resnet_int8.json", kind="encoder")
+    thresholds = [card.threshold(household_fmr(DEFAULT_FMR, n)) for n in (1, 2, 5, 10, 20)]
+    assert thresholds == sorted(thresholds, reverse=True) and len(set(thresholds)) == 5
+    with pytest.raises(FacelatchError, match="no threshold"):
+        card.threshold(household_fmr(DEFAULT_FMR, 21))
+
+
+def _unit(*v):
+    v = np.asarray(v, float)
+    return v / np.linalg.norm(v)
+
+
+def test_identify_nearest_within_threshold_else_unknown():
+    from edge.decision import Identifier
+
+    ident = Identifier(["alice", "bob"], np.stack([_unit(1, 0, 0), _unit(0, 1, 0)]), "cosine", 0.05, 1e-4)
+    m = ident.identify(_unit(1, 0.1, 0))
+    assert m.person == "alice" and m.is_match and m.distance < 0.05 and m.runner_up > 0.5 and not m.ambiguous
+    m = ident.identify(_unit(0, 0, 1))  # a stranger: far from both
+    assert m.person is None and m.nearest in ("alice", "bob") and not m.is_match and not m.ambiguous
+
+
+def test_a_probe_close_to_two_people_is_refused_not_guessed():
+    from edge.decision import Identifier
+
+    twins = np.stack([_unit(1, 0.05, 0), _unit(1, -0.05, 0), _unit(0, 0, 1)])
+    ident = Identifier(["ann", "anna", "carl"], twins, "cosine", 0.05, 1e-4)
+    m = ident.identify(_unit(1, 0.01, 0))  # within the threshold of ann AND anna
+    assert m.person is None and m.ambiguous and m.nearest == "ann" and m.runner_up <= 0.05
+    assert ident.identify(_unit(1, 0.6, 0)).person is None  # nearer ann, but outside the threshold
+    assert ident.identify(_unit(0, 0.01, 1)).person == "carl"
+
+
+def test_identifier_batch_rule_equals_the_single_probe_rule():
+    from edge.decision import Identifier
+
+    rng = np.random.default_rng(0)
+    refs = rng.normal(size=(5, 16))
+    probes = refs[rng.integers(0, 5, 300)] + rng.normal(scale=0.3, size=(300, 16))
+    ident = Identifier(list("abcde"), refs, "cosine", 0.06, 1e-4)
+    d = np.stack([ident.distances(p) for p in probes])
+    _, chosen, amb = Identifier.decide(d, 0.06)
+    singles = [ident.identify(p) for p in probes]
+    assert [s.person for s in singles] == [("abcde"[c] if c >= 0 else None) for c in chosen]
+    assert [s.ambiguous for s in singles] == list(amb) and 0 < np.sum(chosen >= 0) < 300

@@ -99,3 +99,30 @@ def test_card_records_provenance_and_leave_one_source_out_figures():
     per = d["evaluation"]["per_source"]
     assert {"nuaa", "dracarys", "dangthanhliem", "codersworld", "spp77"} <= set(per)
     assert 0 < d["threshold"]["live_score"] < 1
+
+
+def test_installer_check_on_the_camera(tmp_path):
+    """`facelatch liveness --camera`: the P(live) distribution of the person in front of
+    the configured camera, and a warning (exit 1) when the configured threshold would
+    reject more than 5 % of their frames."""
+    import sys
+
+    sys.path.insert(0, str(DEMO.parent.parent / "tests"))
+    from frames import crops, frame, write_sequence
+
+    seq = write_sequence(tmp_path / "cam", [frame()] * 3 + [frame(crops()["obama"])] * 12)
+    for threshold, want_rc in ((0.0, 0), (0.999999, 1)):
+        cfg = tmp_path / f"c{want_rc}.toml"
+        cfg.write_text(f'[camera]\nsource = "images"\ndevice = "{seq}"\npace = false\n'
+                       f'[liveness]\nthreshold = {threshold}\n')
+        rc, out, err = run_cli("liveness", "--camera", "--config", cfg, "--seconds", "30", "--json")
+        assert rc == want_rc, err
+        summary = json.loads(out)
+        assert summary["frames"] == 15 and summary["face_frames"] == 12
+        assert summary["threshold"] == round(threshold, 4) and 0 <= summary["min"] <= summary["median"] <= 1
+        assert ("would reject" in err) == (want_rc == 1)
+    empty = write_sequence(tmp_path / "empty", [frame()] * 3)
+    cfg = tmp_path / "e.toml"
+    cfg.write_text(f'[camera]\nsource = "images"\ndevice = "{empty}"\npace = false\n')
+    rc, out, err = run_cli("liveness", "--camera", "--config", cfg, "--seconds", "30")
+    assert rc == 2 and "no face" in err

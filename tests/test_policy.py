@@ -87,3 +87,43 @@ def test_require_blink_waits_for_a_blink():
     still = [FrameResult(i / 15, [FACE], True, 0.03, live=True, live_score=0.9, eye_ratio=open_) for i in range(60)]
     q = DoorPolicy(PolicyConfig(k=3, n=5, attempt_timeout_s=2.0), require_blink=True)
     assert [x.kind for f in still for x in q.observe(f, 1000.0 + f.t)] == ["deny"]
+
+
+def test_household_acceptance_needs_k_frames_of_the_same_person():
+    p = DoorPolicy(PolicyConfig(k=3, n=5))
+    who = ["alice", "bob", "alice", "bob", "carol"]  # 5 matching frames, never 3 of one person
+    d = [x for i, w in enumerate(who) for x in p.observe(FrameResult(i / 15, [FACE], True, 0.03, person=w), 1000)]
+    assert d == []
+    d = p.observe(FrameResult(6 / 15, [FACE], True, 0.03, person="alice"), 1000)  # window: bob alice bob carol alice
+    assert d == [] and p.attempt.votes()[1] == 2  # alice 2, bob 2
+    d = p.observe(FrameResult(7 / 15, [FACE], True, 0.03, person="alice"), 1000)
+    assert [(x.kind, x.person, x.matches) for x in d] == [("unlock", "alice", 3)]
+
+
+def test_admit_denies_a_recognised_person_by_name_without_counting_a_failure():
+    asked = []
+
+    def admit(person, wall):
+        asked.append((person, wall))
+        return f"{person} is outside their schedule (mon-fri 07:00-19:00)" if person == "bob" else None
+
+    p = DoorPolicy(PolicyConfig(k=3, n=5, unlock_cooldown_s=5), admit=admit)
+    d = [x for i in range(10) for x in p.observe(FrameResult(i / 15, [FACE], True, 0.03, person="bob"), 2000 + i)]
+    assert [(x.kind, x.person, x.reason) for x in d] == [
+        ("deny", "bob", "bob is outside their schedule (mon-fri 07:00-19:00)")]  # once: the cooldown follows
+    assert p.state.failed_attempts == 0 and asked == [("bob", 2002)]
+    d = [x for i in range(5) for x in p.observe(FrameResult(10 + i / 15, [FACE], True, 0.03, person="alice"), 3000)]
+    assert [(x.kind, x.person) for x in d] == [("unlock", "alice")]
+
+
+def test_a_matching_face_that_is_not_live_is_reported_as_spoof_frames():
+    p = DoorPolicy(PolicyConfig(k=3, n=5, attempt_timeout_s=1.0))
+    d = [x for i in range(20) for x in p.observe(
+        FrameResult(i / 15, [FACE], True, 0.03, live=False, live_score=0.1, person="alice"), 1000 + i / 15)]
+    assert [x.kind for x in d] == ["deny"] and d[0].spoof_frames >= 15 and d[0].person is None
+    assert d[0].claimed == "alice"  # whom the photo showed
+    p = DoorPolicy(PolicyConfig(k=3, n=5, attempt_timeout_s=1.0))  # fewer than k not-live matches: nobody claimed
+    d = [x for i in range(20) for x in p.observe(
+        FrameResult(i / 15, [FACE], i < 2, 0.03 if i < 2 else 0.3, live=False, live_score=0.1,
+                    person="alice" if i < 2 else None), 1000 + i / 15)]
+    assert [x.kind for x in d] == ["deny"] and d[0].spoof_frames == 2 and d[0].claimed is None

@@ -1,0 +1,363 @@
+"""MQTT and Home Assistant: the door as an MQTT device (``[mqtt]``, off by default).
+
+The daemon talks to this module through five calls that never block the frame loop
+(they put a message on a bounded queue, dropping the oldest when full):
+``decision(record)``, ``door(hold_s)``, ``camera(ok)``, ``paused(on)``, and
+``commands()`` (the remote commands received since the last call).  A background
+thread (paho's network loop) connects, reconnects with backoff and publishes; when
+the broker is down nothing waits for it, and decisions are still audited locally.
+
+Home Assistant sees one device (MQTT discovery, one retained config on
+``<prefix>/device/<node_id>/config``, re-sent when ``<prefix>/status`` says
+``online``): a ``lock`` (the door: UNLOCKED for the relay pulse, then LOCKED on its
+own), an ``event`` (granted / denied / spoof / unknown / locked_out, with person --
+for a spoof, whom the not-live face matched -- distance and liveness score), a ``sensor`` (the last person), a ``binary_sensor``
+(camera healthy) and a ``switch`` (pause face unlock).  Availability:
+``facelatch/<node_id>/status`` online/offline, offline set as the last will.
+
+Remote unlock is refused unless ``remote_unlock = true``, which the config accepts
+only with TLS, broker credentials from a file or systemd credential, and an unlock
+code; every command must carry the code, and every command, accepted or not, goes
+to the daemon to be audited.  Wrong codes back off (1 s, doubling, at most 15 min)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+from .errors import FacelatchError
+from .secrets import find_credential, read_private
+
+log = logging.getLogger("facelatch")
+
+EVENT_TYPES = ["granted", "denied", "spoof", "unknown", "locked_out"]
+CREDENTIALS = "mqtt-credentials"  # systemd credential: "username\npassword"
+UNLOCK_CODE = "mqtt-unlock-code"  # systemd credential: the code remote commands must carry
+
+
+def event_type(record: dict) -> str:
+    """The Home Assistant event type of an audit record."""
+    kind = record.get("decision")
+    if kind == "unlock":
+        return "granted"
+    if kind == "locked_out":
+        return "locked_out"
+    if kind == "deny" and not record.get("person") and (record.get("claimed_person") or record.get("spoof_frames")):
+        return "spoof"
+    if kind == "deny" and not record.get("person") and "faces in view" not in record.get("reason", ""):
+        return "unknown"
+    return "denied"
+
+
+@dataclass(frozen=True)
+class Command:
+    """A remote command as received: ``action`` is OPEN/UNLOCK/LOCK (the lock) or
+    ON/OFF (the pause switch); ``refused`` says why it is not carried out ("" = do it)."""
+
+    target: str  # "lock" | "pause"
+    action: str
+    refused: str = ""
+
+
+def read_credentials(configured: str) -> tuple[str, str] | None:
+    path = find_credential(configured, CREDENTIALS)
+    if path is None:
+        return None
+    lines = read_private(path, "MQTT credentials file").decode(errors="replace").splitlines()
+    if len(lines) < 2 or not lines[0].strip():
+        raise FacelatchError(f"MQTT credentials file {path} must hold the username on line 1 and the password on line 2")
+    return lines[0].strip(), lines[1].rstrip("\r\n")
+
+
+def read_code(configured: str) -> str | None:
+    path = find_credential(configured, UNLOCK_CODE)
+    if path is None:
+        return None
+    code = read_private(path, "MQTT unlock code file").decode(errors="replace").strip()
+    if len(code) < 6:
+        raise FacelatchError(f"MQTT unlock code in {path} is shorter than 6 characters")
+    return code
+
+
+_WAKE = (None, None)  # a queue item that only wakes the publishing thread
+
+
+class NullBridge:
+    """MQTT off: every call does nothing."""
+
+    def decision(self, record: dict) -> None:
+        pass
+
+    def door(self, hold_s: float) -> None:
+        pass
+
+    def camera(self, ok: bool) -> None:
+        pass
+
+    def paused(self, on: bool) -> None:
+        pass
+
+    def commands(self) -> list[Command]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+class MqttBridge:
+    """The door on an MQTT broker (see the module text)."""
+
+    def __init__(self, cfg, version: str = "0"):
+        try:
+            import paho.mqtt.client as paho
+        except ImportError:
+            raise FacelatchError("mqtt.enabled needs paho-mqtt: pip install 'facelatch[mqtt]'") from None
+        self.cfg, self.version = cfg, version
+        node = cfg.node_id
+        self.base = f"facelatch/{node}"
+        self.t = {k: f"{self.base}/{k}" for k in ("status", "lock/state", "lock/set", "event", "person",
+                                                   "camera", "pause/state", "pause/set")}
+        self.ha_status = f"{cfg.discovery_prefix}/status"
+        self.discovery_topic = f"{cfg.discovery_prefix}/device/{node}/config"
+        creds = read_credentials(cfg.credentials_file)
+        self.code = read_code(cfg.unlock_code_file) if cfg.remote_unlock else None
+        if cfg.remote_unlock and (not cfg.tls or creds is None or self.code is None):
+            raise FacelatchError("mqtt.remote_unlock needs mqtt.tls = true, broker credentials (mqtt.credentials_file "
+                                 f"or the systemd credential '{CREDENTIALS}') and an unlock code "
+                                 f"(mqtt.unlock_code_file or the systemd credential '{UNLOCK_CODE}')")
+        self._out: queue.Queue = queue.Queue(maxsize=cfg.queue_max)
+        self._in: queue.Queue = queue.Queue(maxsize=cfg.queue_max)
+        self._retained: dict[str, str] = {}  # topic -> last state, re-sent on every connect
+        self._lock = threading.Lock()
+        self._relock_at: float | None = None
+        self._bad_codes, self._codes_blocked_until = 0, 0.0
+        self.dropped = 0
+        self._holding = False  # the pump holds a message it has not handed to paho yet
+        self._queue_full = paho.MQTT_ERR_QUEUE_SIZE
+        self._stop = threading.Event()
+        c = self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"facelatch-{node}")
+        c.max_queued_messages_set(cfg.queue_max)  # paho's own queue while (re)connecting: bounded too
+        c.will_set(self.t["status"], "offline", qos=1, retain=True)
+        if creds:
+            c.username_pw_set(*creds)
+        if cfg.tls:
+            import ssl
+
+            c.tls_set(ca_certs=cfg.ca_file or None, cert_reqs=ssl.CERT_REQUIRED)
+        c.reconnect_delay_set(max(1, int(cfg.reconnect_min_s)), max(1, int(cfg.reconnect_max_s)))
+        c.on_connect, c.on_message, c.on_disconnect = self._on_connect, self._on_message, self._on_disconnect
+        self._retain("lock/state", "LOCKED")
+        self._retain("pause/state", "OFF")
+        c.connect_async(cfg.host, cfg.port, keepalive=int(cfg.keepalive_s))
+        c.loop_start()  # paho's network thread: connects, reconnects with backoff
+        self._pump_thread = threading.Thread(target=self._pump, name="facelatch-mqtt", daemon=True)
+        self._pump_thread.start()
+
+    # -- what the daemon calls (never blocks) -----------------------------------------
+
+    def decision(self, record: dict) -> None:
+        ev = {"event_type": event_type(record), "person": record.get("person") or record.get("claimed_person"),
+              "distance": record.get("best_distance"), "live_score": record.get("live_score"),
+              "reason": record.get("reason"), "time": record.get("time")}
+        self._put(self.t["event"], json.dumps(ev), retain=False)
+        if record.get("person"):
+            self._retain("person", record["person"])
+
+    def door(self, hold_s: float) -> None:
+        """The relay was pulsed: UNLOCKED now, LOCKED after ``hold_s``."""
+        with self._lock:
+            self._relock_at = time.monotonic() + hold_s
+        if not self._retain("lock/state", "UNLOCKED"):
+            self._put(*_WAKE, retain=False)  # already UNLOCKED: wake the pump for the new relock time
+
+    def camera(self, ok: bool) -> None:
+        self._retain("camera", "ON" if ok else "OFF")
+
+    def paused(self, on: bool) -> None:
+        self._retain("pause/state", "ON" if on else "OFF")
+
+    def commands(self) -> list[Command]:
+        out = []
+        while True:
+            try:
+                out.append(self._in.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self, drain_s: float = 1.0) -> None:
+        """Send what is queued (for at most ``drain_s`` while connected), go offline, stop."""
+        with self._lock:
+            relock, self._relock_at = self._relock_at is not None, None
+        if relock:
+            self._retain("lock/state", "LOCKED")
+        deadline = time.monotonic() + drain_s
+        while self.client.is_connected() and (self._holding or not self._out.empty()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._stop.set()
+        self._put(*_WAKE, retain=False)
+        self._pump_thread.join(timeout=2)
+        try:
+            if self.client.is_connected():
+                self.client.publish(self.t["status"], "offline", qos=1, retain=True).wait_for_publish(1.0)
+        except (RuntimeError, ValueError):
+            pass
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # -- queueing ---------------------------------------------------------------------
+
+    def _put(self, topic: str | None, payload: str | None, retain: bool) -> None:
+        item = (topic, payload, retain) if topic is not None else _WAKE
+        while True:
+            try:
+                self._out.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    self._out.get_nowait()  # the oldest message goes; retained states are re-sent on connect
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def _retain(self, key: str, payload: str) -> bool:
+        topic = self.t[key]
+        with self._lock:
+            if self._retained.get(topic) == payload:
+                return False
+            self._retained[topic] = payload
+        self._put(topic, payload, retain=True)
+        return True
+
+    def _pump(self) -> None:
+        """Background: publish queued messages while connected; re-lock after a pulse.
+        It sleeps until there is something to do (no polling while idle)."""
+        item = None
+        while not self._stop.is_set():
+            with self._lock:
+                relock_at = self._relock_at
+                if relock_at is not None and time.monotonic() >= relock_at:
+                    self._relock_at = relock_at = None
+                    relock = True
+                else:
+                    relock = False
+            if relock:
+                self._retain("lock/state", "LOCKED")
+            wait = 1.0 if relock_at is None else min(1.0, max(0.0, relock_at - time.monotonic()))
+            self._holding = item is not None
+            if item is None:
+                try:
+                    item = self._out.get(timeout=wait)
+                    self._holding = True
+                except queue.Empty:
+                    continue
+                if item is _WAKE:
+                    item = None
+                    continue
+            if not self.client.is_connected():
+                self._stop.wait(wait)
+                continue
+            topic, payload, retain = item
+            if self.client.publish(topic, payload, qos=1, retain=retain).rc != self._queue_full:
+                item = None  # sent, or held by paho for the next connection
+            else:
+                self._stop.wait(0.05)
+
+    # -- paho callbacks (network thread) ------------------------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT broker %s:%d refused the connection: %s", self.cfg.host, self.cfg.port, reason_code)
+            return
+        log.info("MQTT connected to %s:%d", self.cfg.host, self.cfg.port)
+        client.subscribe([(self.ha_status, 1), (self.t["lock/set"], 1), (self.t["pause/set"], 1)])
+        self._announce()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        if not self._stop.is_set():
+            log.warning("MQTT connection lost (%s); reconnecting in the background", reason_code)
+
+    def _announce(self) -> None:
+        """Discovery, availability and every retained state (on connect, and when HA restarts)."""
+        self._put(self.discovery_topic, json.dumps(self.discovery()), retain=True)
+        self._put(self.t["status"], "online", retain=True)
+        with self._lock:
+            states = list(self._retained.items())
+        for topic, payload in states:
+            self._put(topic, payload, retain=True)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        payload = msg.payload.decode(errors="replace").strip()
+        if msg.topic == self.ha_status:
+            if payload == "online":
+                self._announce()
+            return
+        if msg.topic == self.t["pause/set"]:
+            cmd = Command("pause", payload, "" if payload in ("ON", "OFF") else "unknown pause command")
+        elif msg.topic == self.t["lock/set"]:
+            cmd = self._lock_command(payload)
+        else:
+            return
+        try:
+            self._in.put_nowait(cmd)
+        except queue.Full:
+            log.error("MQTT command queue full: dropped %s %s", cmd.target, cmd.action)
+
+    def _lock_command(self, payload: str) -> Command:
+        try:
+            d = json.loads(payload)
+            action, code = str(d.get("action", "")), str(d.get("code", ""))
+        except (ValueError, AttributeError):
+            action, code = payload, ""
+        action = action.upper()
+        if action not in ("OPEN", "UNLOCK", "LOCK"):
+            return Command("lock", action[:20], "unknown lock command")
+        if action == "LOCK":
+            return Command("lock", action, "the door locks itself after every pulse")
+        if not self.cfg.remote_unlock:
+            return Command("lock", action, "remote unlock is disabled (mqtt.remote_unlock = false)")
+        now = time.monotonic()
+        if now < self._codes_blocked_until:
+            return Command("lock", action, f"too many wrong codes: refused for {self._codes_blocked_until - now:.0f} s")
+        if not code or not hmac.compare_digest(code.encode(), self.code.encode()):
+            self._bad_codes += 1
+            self._codes_blocked_until = now + min(2.0 ** (self._bad_codes - 1), 900.0)
+            return Command("lock", action, "wrong or missing code")
+        self._bad_codes = 0
+        return Command("lock", action)
+
+    # -- Home Assistant discovery ---------------------------------------------------------
+
+    def discovery(self) -> dict:
+        node, t = self.cfg.node_id, self.t
+        lock = {"p": "lock", "name": "Door", "unique_id": f"{node}_door", "state_topic": t["lock/state"],
+                "command_topic": t["lock/set"], "payload_open": "OPEN", "payload_unlock": "UNLOCK",
+                "payload_lock": "LOCK", "state_locked": "LOCKED", "state_unlocked": "UNLOCKED",
+                "command_template": '{"action": "{{ value }}", "code": "{{ code }}"}', "retain": False}
+        if self.cfg.remote_unlock:
+            lock["code_format"] = r"^\S{6,}$"
+        return {
+            "dev": {"ids": [f"facelatch_{node}"], "name": f"facelatch {node}", "mf": "facelatch",
+                    "mdl": "face-unlock door", "sw": self.version},
+            "o": {"name": "facelatch", "sw": self.version},
+            "avty_t": t["status"], "qos": 1,
+            "cmps": {
+                "door": lock,
+                "face": {"p": "event", "name": "Face", "unique_id": f"{node}_face", "state_topic": t["event"],
+                         "event_types": EVENT_TYPES},
+                "last_person": {"p": "sensor", "name": "Last person", "unique_id": f"{node}_last_person",
+                                "state_topic": t["person"]},
+                "camera": {"p": "binary_sensor", "name": "Camera", "unique_id": f"{node}_camera",
+                           "device_class": "connectivity", "state_topic": t["camera"]},
+                "pause": {"p": "switch", "name": "Pause face unlock", "unique_id": f"{node}_pause",
+                          "state_topic": t["pause/state"], "command_topic": t["pause/set"], "retain": False},
+            },
+        }
+
+
+def make_bridge(cfg, version: str = "0") -> NullBridge | MqttBridge:
+    return MqttBridge(cfg, version) if cfg.enabled else NullBridge()
