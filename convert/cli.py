@@ -272,30 +272,6 @@ def cmd_evaluate_liveness(args) -> int:
     return 0
 
 
-def det_plot(curves: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for name, (live, attack) in curves.items():
-        t = np.unique(np.concatenate([live, attack]))
-        apcer = np.array([np.mean(attack >= x) for x in t])
-        bpcer = np.array([np.mean(live < x) for x in t])
-        ax.plot(np.clip(apcer, 1e-3, 1), np.clip(bpcer, 1e-3, 1), label=name)
-    ax.set(xscale="log", yscale="log", xlabel="APCER (attacks accepted)", ylabel="BPCER (live rejected)",
-           title="Liveness DET — NUAA test subjects (printed photos)")
-    ax.axhline(0.05, color="k", ls=":", lw=1)
-    ax.axvline(0.07, color="k", ls=":", lw=1)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="facelatch-convert", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)

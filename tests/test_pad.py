@@ -1,0 +1,100 @@
+"""Presentation-attack data and measurement: the source builder on a small real git
+repository, the leave-one-source-out arithmetic, and the MiniFASNet conversion
+against the upstream weights (skipped without ../shared or PyTorch)."""
+
+import importlib.util
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import DEMO, SHARED
+
+from convert.pad_eval import apcer_bpcer, leave_one_source_out, multi_source_threshold, roc_auc, threshold_for_bpcer
+
+MINIFAS = SHARED / "weights" / "minifasnet" / "2.7_80x80_MiniFASNetV2.pth"
+
+
+def test_threshold_rule_and_rates():
+    live = np.linspace(0.01, 1.0, 100)
+    assert threshold_for_bpcer(live, 0.01) == live[1]  # rejects exactly one of 100
+    assert apcer_bpcer(live, np.array([0.0, 0.5, 0.99]), live[1]) == (2 / 3, 0.01)
+    assert roc_auc([2, 3], [0, 1]) == 1.0 and roc_auc([0], [1]) == 0.0 and roc_auc([1], [1]) == 0.5
+
+
+def test_leave_one_source_out_never_looks_at_the_test_source_or_at_attacks():
+    rng = np.random.default_rng(0)
+    source = np.repeat(["a", "b", "c"], 200)
+    live = np.tile(np.r_[np.ones(100, bool), np.zeros(100, bool)], 3)
+    scores = np.where(live, rng.uniform(0.5, 1.0, 600), rng.uniform(0.0, 0.6, 600))
+    scores[(source == "c") & live] = rng.uniform(0.2, 0.3, 100)  # a camera whose live faces score low
+    table = leave_one_source_out(scores, live, source, ["a", "b", "c"], 0.01)
+    assert table["c"]["bpcer"] == 1.0  # judged at a threshold fixed on a and b only
+    assert table["a"]["threshold"] == multi_source_threshold(scores, live, source, ["b", "c"], 0.01) < 0.3
+    moved = scores.copy()
+    moved[(source == "a") & ~live] = 0.99  # attacks never move a threshold
+    assert leave_one_source_out(moved, live, source, ["a", "b", "c"], 0.01)["b"]["threshold"] == table["b"]["threshold"]
+
+
+def _git(repo, *args):
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+def test_sources_are_unpacked_by_folder_label_with_exact_duplicates_dropped(tmp_path, monkeypatch):
+    from convert import pad_data
+
+    mirrors = tmp_path / "mirrors"
+    repo = mirrors / "someone+webcam" / "repo"
+    (repo / "Dataset" / "Real").mkdir(parents=True)
+    (repo / "Dataset" / "Fake").mkdir(parents=True)
+    a, b = (DEMO / "probe/obama3.jpg").read_bytes(), (DEMO / "probe/biden.jpg").read_bytes()
+    (repo / "Dataset/Real/17000000002.jpg").write_bytes(a)
+    (repo / "Dataset/Real/17000000001.jpg").write_bytes(b)
+    (repo / "Dataset/Real/17000000001.txt").write_text("1 0.5 0.5 0.2 0.2")  # YOLO label: ignored
+    (repo / "Dataset/Fake/17000000003.jpg").write_bytes(a)  # same blob as a live frame: dropped
+    (repo / "Dataset/Fake/17000000004.jpg").write_bytes(a + b"\0")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    monkeypatch.setattr(pad_data, "SOURCES", [pad_data.Source("webcam", "someone/webcam", "frames", "Dataset/Real",
+                                                               "Dataset/Fake", "screen replay")])
+    manifest = pad_data.build(mirrors, None, tmp_path / "out", log=lambda *_: None)
+    assert [(m["label"], m["order"]) for m in manifest] == [("live", 17000000001), ("live", 17000000002),
+                                                            ("attack", 17000000004)]
+    assert (tmp_path / "out/webcam/live/17000000002.jpg").read_bytes() == a
+    assert json.loads((tmp_path / "out/manifest.json").read_text()) == manifest
+
+
+@pytest.mark.skipif(not MINIFAS.exists() or importlib.util.find_spec("torch") is None,
+                    reason="needs ../shared/weights/minifasnet and PyTorch")
+def test_our_minifasnet_conversion_equals_upstream_and_the_shipped_model():
+    import torch
+
+    from convert.minifasnet import load
+    from edge.liveness import Liveness, live_probability
+    from edge.modelcard import load_card, models_dir
+    from edge.pipeline import FaceFinder, read_image
+
+    finder = FaceFinder(None)
+    liveness = Liveness(load_card(models_dir() / "facelatch_liveness.json", kind="liveness"))
+    patches = []
+    for p in sorted(DEMO.glob("*/*.jpg")):
+        rgb = read_image(p)
+        patches.append(liveness.patch(rgb, finder.find(rgb, chips="none")[0].face))
+    patches = np.stack(patches)
+    keras_logits = load(MINIFAS)(patches.astype(np.float32)).numpy()
+    # upstream arithmetic, written independently with torch.nn.functional (BGR input, as upstream feeds it)
+    import sys
+
+    sys.path.insert(0, str(DEMO.parent.parent / "benchmarks"))
+    from pad_finetune import forward
+
+    state = {k.removeprefix("module."): v.float() for k, v in
+             torch.load(MINIFAS, map_location="cpu", weights_only=True).items() if "num_batches" not in k}
+    torch_logits = forward(state, torch.from_numpy(patches[..., ::-1].copy()).permute(0, 3, 1, 2).float()).numpy()
+    assert np.abs(keras_logits - torch_logits).max() < 1e-4
+    shipped = np.array([liveness.score_patch(p) for p in patches])
+    assert np.abs(shipped - live_probability(keras_logits)).max() < 1e-5
