@@ -10,6 +10,7 @@ from pathlib import Path
 from edge.errors import FacelatchError
 
 from .dlib_format import DlibFormatError
+from .sface import SFaceFormatError
 
 
 def cmd_import_dlib(args) -> None:
@@ -23,15 +24,45 @@ def cmd_import_dlib(args) -> None:
     print(f"wrote {args.out}: {model.count_params():,} parameters, input {model.input_shape}, output {model.output_shape}")
 
 
+def cmd_import_sface(args) -> None:
+    from .sface import activation_ranges, build_keras_model, equalize, read_sface_onnx
+
+    weights = read_sface_onnx(Path(args.onnx))
+    if args.equalize_on:
+        from edge.align import Aligner
+        from .quantize import calibration_chips, list_images
+
+        if not args.alignment:
+            raise SystemExit("--equalize-on needs --alignment (alignment JSON or encoder card)")
+        a = _alignment(args.alignment)
+        chips = calibration_chips(list_images(args.equalize_on), Aligner(a["landmarks"], a["template"], a["chip_size"]),
+                                  args.count, seed=2)
+        weights = equalize(weights, activation_ranges(weights, chips))
+        print(f"ranges equalized on {len(chips)} chips")
+    model = build_keras_model(weights, prelu=args.prelu)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    model.save(args.out)
+    print(f"wrote {args.out}: {model.count_params():,} parameters, input {model.input_shape}, output {model.output_shape}")
+
+
 def cmd_fit_alignment(args) -> None:
     from .card import write_json_atomic
-    from .fit_alignment import fit, lfw_images_outside_protocols
+    from .fit_alignment import arcface_reference, fit, fit_to_reference, lfw_images_outside_protocols
 
     images = lfw_images_outside_protocols(Path(args.lfw), args.count)
-    result = fit(images, Path(args.shape_predictor))
-    result["method"] = (f"mean position, in dlib's 150x150/0.25 chip frame, of FaceMesh points mapped through dlib's own "
-                        f"chip transform (HOG + 5-point predictor), over {result['fitted_on']} LFW images of people in "
-                        f"no LFW pair list; warp = least-squares similarity (Umeyama)")
+    if args.reference == "dlib":
+        if not args.shape_predictor:
+            raise SystemExit("--reference dlib needs --shape-predictor")
+        result = fit(images, Path(args.shape_predictor))
+        frame = "dlib's 150x150/0.25 chip frame, of FaceMesh points mapped through dlib's own chip transform (HOG + 5-point predictor)"
+    else:
+        if not args.yunet:
+            raise SystemExit("--reference arcface needs --yunet")
+        result = fit_to_reference(images, arcface_reference(Path(args.yunet)), 112)
+        frame = ("the ArcFace 112x112 five-point crop, of FaceMesh points mapped through the similarity from OpenCV's "
+                 "YuNet five points to the ArcFace template (what cv2.FaceRecognizerSF.alignCrop cuts)")
+    result["method"] = (f"mean position, in {frame}, over {result['fitted_on']} LFW images of people in no LFW pair "
+                        f"list; warp = least-squares similarity (Umeyama)")
     write_json_atomic(Path(args.out), result)
     print(f"wrote {args.out}")
 
@@ -281,9 +312,22 @@ def main(argv=None) -> int:
     s.add_argument("out", help="output .keras file")
     s.set_defaults(func=cmd_import_dlib)
 
-    s = sub.add_parser("fit-alignment", help="fit the chip template to dlib's chip geometry (needs dlib-bin)")
+    s = sub.add_parser("import-sface", help="read OpenCV Zoo's face_recognition_sface_2021dec.onnx into a Keras model")
+    s.add_argument("onnx")
+    s.add_argument("out", help="output .keras file")
+    s.add_argument("--prelu", choices=["dwrelu", "prelu"], default="dwrelu",
+                   help="how PReLU is written: z + relu((a-1) z) (default; fast in int8) or the PRELU op")
+    s.add_argument("--equalize-on", nargs="+", help="images (files or folders) to measure activation ranges on for "
+                   "cross-layer equalization (exact in float; needed for int8)")
+    s.add_argument("--alignment", help="alignment JSON for --equalize-on")
+    s.add_argument("--count", type=int, default=64, help="chips for --equalize-on (default 64)")
+    s.set_defaults(func=cmd_import_sface)
+
+    s = sub.add_parser("fit-alignment", help="fit the chip template to dlib's chip (needs dlib-bin) or the ArcFace crop")
     s.add_argument("--lfw", required=True, help="LFW root (images/ and the pair files)")
-    s.add_argument("--shape-predictor", required=True, help="shape_predictor_5_face_landmarks.dat")
+    s.add_argument("--reference", choices=["dlib", "arcface"], default="dlib")
+    s.add_argument("--shape-predictor", help="shape_predictor_5_face_landmarks.dat (--reference dlib)")
+    s.add_argument("--yunet", help="YuNet ONNX for the five reference points (--reference arcface)")
     s.add_argument("--count", type=int, default=600)
     s.add_argument("-o", "--out", required=True)
     s.set_defaults(func=cmd_fit_alignment)
@@ -370,10 +414,10 @@ def main(argv=None) -> int:
     except ModuleNotFoundError as e:
         hint = {"tensorflow": "pip install 'facelatch[convert]'", "keras": "pip install 'facelatch[convert]'",
                 "matplotlib": "pip install 'facelatch[convert]'", "dlib": "pip install dlib-bin",
-                "torch": "pip install torch"}.get((e.name or "").split(".")[0], f"pip install {e.name}")
+                "torch": "pip install torch", "onnx": "pip install onnx"}.get((e.name or "").split(".")[0], f"pip install {e.name}")
         print(f"facelatch-convert: error: this command needs {e.name} ({hint})", file=sys.stderr)
         return 2
-    except (FacelatchError, DlibFormatError) as e:
+    except (FacelatchError, DlibFormatError, SFaceFormatError) as e:
         print(f"facelatch-convert: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:

@@ -1,5 +1,7 @@
-"""Fit the chip template: where our FaceMesh landmarks fall in dlib's own 150x150
-face chip (``get_face_chip_details(shape, 150, 0.25)``), averaged over real faces.
+"""Fit the chip template: where our FaceMesh landmarks fall in a reference chip,
+averaged over real faces.  Two references: dlib's own 150x150 face chip
+(``get_face_chip_details(shape, 150, 0.25)``, for the dlib encoder) and the ArcFace
+112x112 five-point crop (``arcface_reference``, for SFace).
 
 Method: for each image, dlib's HOG detector + 5-point shape predictor give dlib's
 chip; its chip->image similarity is rebuilt from the chip details (rect corners
@@ -45,22 +47,62 @@ def dlib_image_to_chip(chip_details) -> np.ndarray:
 
 def fit(images: list[Path], shape_predictor: Path, size: int = 150, padding: float = 0.25, log=print,
         landmarks: list[int] = LANDMARKS) -> dict:
+    """The dlib chip: dlib's HOG detector + 5-point predictor + ``get_face_chip_details``."""
     import dlib
 
     hog = dlib.get_frontal_face_detector()
     sp = dlib.shape_predictor(str(shape_predictor))
+
+    def to_chip(rgb):
+        dets = hog(rgb, 1)
+        if len(dets) != 1:
+            return None
+        return dlib_image_to_chip(dlib.get_face_chip_details(sp(rgb, dets[0]), size, padding))
+
+    return fit_to_reference(images, to_chip, size, log, landmarks)
+
+
+# The ArcFace / InsightFace 112x112 five-point template (eye centres, nose tip, mouth
+# corners), the crop SFace and other ArcFace-style encoders were trained on.
+ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                        [41.5493, 92.3655], [70.7299, 92.2041]])
+
+
+def arcface_reference(yunet: Path):
+    """image -> (2x3 image-to-chip transform | None): OpenCV's YuNet five points warped
+    onto the ArcFace template by a least-squares similarity, as
+    ``cv2.FaceRecognizerSF.alignCrop`` does."""
+    import cv2
+
+    det = cv2.FaceDetectorYN.create(str(yunet), "", (320, 320), 0.6, 0.3, 5000)
+
+    def to_chip(rgb):
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        det.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, faces = det.detect(bgr)
+        if faces is None or len(faces) != 1:
+            return None
+        return similarity_transform(faces[0, 4:14].reshape(5, 2).astype(np.float64), ARCFACE_112)
+
+    return to_chip
+
+
+def fit_to_reference(images: list[Path], to_chip, size: int, log=print, landmarks: list[int] = LANDMARKS) -> dict:
+    """Mean chip position of our FaceMesh ``landmarks`` over the images where the
+    reference ``to_chip(rgb)`` (image -> chip 2x3 transform, None to skip) and our
+    detector both find one face."""
     models = models_dir()
     detector = Detector(load_card(models / "face_detection_short_range.json"))
     mesh = FaceMesh(load_card(models / "face_landmark.json"))
     points = []
     for path in images:
         rgb = read_image(path)
-        dets, ours = hog(rgb, 1), detector.detect(rgb)
-        if len(dets) != 1 or not ours:
+        ours = detector.detect(rgb)
+        m = to_chip(rgb) if ours else None
+        if m is None:
             continue
-        to_chip = dlib_image_to_chip(dlib.get_face_chip_details(sp(rgb, dets[0]), size, padding))
         mesh_points, _ = mesh.landmarks(rgb, ours[0])
-        points.append(apply_affine(to_chip, mesh_points[landmarks]))
+        points.append(apply_affine(m, mesh_points[landmarks]))
     points = np.array(points)
     template = points.mean(0)
     rms = float(np.sqrt(((points - template) ** 2).sum(-1).mean()))

@@ -246,6 +246,10 @@ def cmd_verify(args) -> int:
         if not found:
             rec = {"path": str(path), "faces": 0, "decision": "no face", "distance": None,
                    "threshold": matcher.threshold, "fmr": fmr}
+        elif found[0].quality is not None and not found[0].quality.ok:
+            q = found[0].quality
+            rec = {"path": str(path), "faces": len(found), "decision": "no decision", "distance": None,
+                   "threshold": matcher.threshold, "fmr": fmr, "quality": {"reason": q.reason, **q.measures}}
         else:
             m = matcher.identify(found[0].embedding)
             rec = {"path": str(path), "faces": len(found), "decision": "match" if m.is_match else "no match",
@@ -261,6 +265,7 @@ def cmd_verify(args) -> int:
             live = (f"  live {rec['live_score']:.2f} ({'live' if rec['live'] else 'NOT live'})"
                     if "live_score" in rec else "")
             extra = f"  [{rec['faces']} faces; largest used]" if rec["faces"] > 1 else ""
+            extra += f"  (face quality: {rec['quality']['reason']})" if "quality" in rec else ""
             print(f"{rec['decision']:<9} {path}{dist}{live}{extra}")
     return 0
 

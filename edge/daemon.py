@@ -77,6 +77,7 @@ class Door:
                                  require_blink=cfg.liveness.require_blink)
         self.actuator = actuator or make_actuator(cfg.actuator)
         self.novelty = FrameNovelty()
+        self.refused = None  # the Quality of the last frame's face when it was too poor to judge
         self.audit = AuditLog(cfg.state_dir, cfg.audit.max_bytes, cfg.audit.backups, cfg.audit.save_snapshots,
                               cfg.audit.snapshot_max_count, cfg.audit.snapshot_max_age_days)
 
@@ -85,8 +86,12 @@ class Door:
         try:
             found = self.pipeline.analyze(frame.rgb)
             boxes = [tuple(float(v) for v in r.face.box) for r in found]
+            self.refused = None
             if not found or found[0].embedding is None:
                 return FrameResult(frame.t, boxes)
+            if found[0].quality is not None and not found[0].quality.ok:  # no decision: not a face to judge
+                self.refused = found[0].quality
+                return FrameResult(frame.t, boxes if len(boxes) > 1 else [])
             face = found[0]
             m = self.identifier.identify(face.embedding)
             score = face.live_score
@@ -174,6 +179,7 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
     wd = watchdog_interval()
     last_wd = 0.0
     frames = 0
+    refusing = False  # the previous frame's face was too poor to judge
     try:
         while not stop.is_set():
             if reload.is_set():
@@ -227,6 +233,11 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
             frames += 1
             bridge.camera(True)
             result = door.judge(frame) if not paused else None
+            if result is not None and door.refused is not None and not refusing:  # once per run of poor frames
+                door.audit.write({"decision": "no_decision", "reason": f"face quality: {door.refused.reason}",
+                                  "quality": door.refused.measures, "model_sha256": door.pipeline.model_sha256},
+                                 frame.rgb)
+            refusing = result is not None and door.refused is not None
             for d in door.policy.observe(result, frame.wall) if result is not None else ():
                 door.audit_decision(d, frame.rgb, bridge)
                 notifier.status(f"last decision: {d.kind} ({d.reason}) at {time.strftime('%H:%M:%S')}")

@@ -16,6 +16,7 @@ from .images import read_image  # noqa: F401  (re-exported: edge.pipeline.read_i
 from .landmarks import FaceMesh
 from .liveness import Liveness
 from .modelcard import load_card, models_dir
+from .quality import Quality, QualityGate
 
 DEFAULT_ENCODER = "facelatch_dlib_resnet_int8"
 DEFAULT_LIVENESS = "facelatch_liveness"
@@ -29,6 +30,7 @@ class FaceResult:
     embedding: np.ndarray | None = None
     live_score: float | None = None  # P(live); None when liveness is off
     live_patch: np.ndarray | None = None  # what the liveness model saw
+    quality: Quality | None = None  # None when the encoder card has no quality limits (or the gate is off)
 
 
 @dataclass
@@ -97,13 +99,16 @@ def _card_path(name: str | Path, models: Path) -> Path:
 class FacePipeline:
     """``analyze(rgb) -> [FaceResult]``, largest face first, the largest (or every)
     face embedded with the encoder named by its card and, unless ``liveness`` is
-    None, scored by the liveness model."""
+    None, scored by the liveness model.  When the card has quality limits, each
+    embedded face also carries its ``quality`` (edge.quality); deciding callers
+    (verify, the daemon) treat a face that fails them as "no decision"."""
 
     def __init__(self, encoder: str | Path = DEFAULT_ENCODER, threads: int = 1, models: Path | None = None,
                  liveness: str | Path | None = DEFAULT_LIVENESS, live_threshold: float | None = None,
-                 full_range_fallback: bool = True):
+                 full_range_fallback: bool = True, quality: bool = True):
         models = Path(models) if models else models_dir()
         self.encoder_card = load_card(_card_path(encoder, models), kind="encoder")
+        self.quality = QualityGate.from_card(self.encoder_card) if quality else None
         self.finder = FaceFinder(Aligner.from_card(self.encoder_card), threads, models, full_range_fallback)
         self.embedder = Embedder(self.encoder_card, threads)
         self.liveness = (Liveness(load_card(_card_path(liveness, models), kind="liveness"), threads, live_threshold)
@@ -122,6 +127,8 @@ class FacePipeline:
         results = self.finder.find(rgb, chips=embed)
         for r in results:
             if r.chip is not None:
+                if self.quality is not None:
+                    r.quality = self.quality.check(rgb, r.face.box, r.landmarks)
                 t0 = time.perf_counter()
                 if self.liveness is not None:
                     r.live_patch = self.liveness.patch(rgb, r.face)

@@ -1,0 +1,87 @@
+"""Face quality: is this face good enough to be judged at all?
+
+A face too dark, too flat, too blurred, too small or turned too far is neither a
+match nor a failed attempt: the frame gets "no decision".  The measures are cheap
+(a 64x64 grey crop of the detector's box and ratios of FaceMesh points) and the
+limits come from the encoder's model card (``quality`` block), where they are
+recorded with the data they were chosen on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# FaceMesh indices: outer eye corners, nose tip, mouth corners
+_EYE_OUTER = (33, 263)
+_NOSE = 1
+_MOUTH = (61, 291)
+_PATCH = 64
+
+
+def measure(rgb: np.ndarray, box, landmarks: np.ndarray) -> dict:
+    """The quality measures of one face.
+
+    - ``face_px``: the larger side of the detector's box, in image pixels;
+    - ``brightness``: mean grey level (0..255) of the box resized to 64x64;
+    - ``contrast``: its standard deviation;
+    - ``sharpness``: variance of its Laplacian (blur and heavy upscaling lower it);
+    - ``yaw``: the nose tip's horizontal offset from the eyes' midpoint, over the eye
+      distance (0 frontal, about ±0.5 in profile);
+    - ``pitch``: the nose tip's vertical position between the eye line (0) and the
+      mouth line (1); about 0.5 for a level face."""
+    x, y, w, h = (float(v) for v in box)
+    ih, iw = rgb.shape[:2]
+    x0, y0 = int(max(0, round(x))), int(max(0, round(y)))
+    x1, y1 = int(min(iw, round(x + w))), int(min(ih, round(y + h)))
+    out = {"face_px": round(max(w, h), 1)}
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return {**out, "brightness": 0.0, "contrast": 0.0, "sharpness": 0.0, "yaw": 0.0, "pitch": 0.5}
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+    patch = cv2.resize(grey, (_PATCH, _PATCH), interpolation=cv2.INTER_AREA).astype(np.float32)
+    pts = np.asarray(landmarks, np.float64)
+    left, right = pts[_EYE_OUTER[0]], pts[_EYE_OUTER[1]]
+    eyes_mid, mouth_mid = (left + right) / 2, (pts[_MOUTH[0]] + pts[_MOUTH[1]]) / 2
+    eye_axis = right - left
+    eye_dist = max(float(np.linalg.norm(eye_axis)), 1e-6)
+    u = eye_axis / eye_dist  # along the eyes
+    v = np.array([-u[1], u[0]])  # down the face
+    nose = pts[_NOSE] - eyes_mid
+    mouth_drop = max(float((mouth_mid - eyes_mid) @ v), 1e-6)
+    out.update(brightness=round(float(patch.mean()), 2), contrast=round(float(patch.std()), 2),
+               sharpness=round(float(cv2.Laplacian(patch, cv2.CV_32F).var()), 2),
+               yaw=round(float(nose @ u) / eye_dist, 4), pitch=round(float(nose @ v) / mouth_drop, 4))
+    return out
+
+
+@dataclass
+class Quality:
+    ok: bool
+    reason: str  # "" when ok, else the first failed measure, e.g. "brightness 21.3 < 40"
+    measures: dict
+
+
+class QualityGate:
+    """``check(rgb, box, landmarks) -> Quality``: every measure within the card's limits.
+
+    ``limits``: {measure: [low, high]} (either end may be None)."""
+
+    def __init__(self, limits: dict):
+        self.limits = {k: (v[0], v[1]) for k, v in limits.items()}
+
+    @classmethod
+    def from_card(cls, card) -> "QualityGate | None":
+        q = card.data.get("quality")
+        return cls(q["limits"]) if q else None
+
+    def check(self, rgb: np.ndarray, box, landmarks: np.ndarray) -> Quality:
+        m = measure(rgb, box, landmarks)
+        for name, (low, high) in self.limits.items():
+            value = m[name]
+            if low is not None and value < low:
+                return Quality(False, f"{name} {value:g} < {low:g}", m)
+            if high is not None and value > high:
+                return Quality(False, f"{name} {value:g} > {high:g}", m)
+        return Quality(True, "", m)
