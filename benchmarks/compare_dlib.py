@@ -1,8 +1,10 @@
 """facelatch against the face_recognition/dlib pipeline (HOG + 5-point landmarks +
-ResNet descriptor), on the same frames, in one run, pinned to the same core.
+ResNet descriptor) and, with --yunet and --sface-onnx, against OpenCV's own YuNet +
+SFace path (cv2.FaceDetectorYN + cv2.FaceRecognizerSF: detect, alignCrop, feature,
+match), on the same frames, in one run, pinned to the same core.
 
-    python benchmarks/compare_dlib.py --dlib-models DIR [--lfw ../shared/data/lfw] [--float-encoder F.json] \\
-        [--out build/compare]
+    python benchmarks/compare_dlib.py --dlib-models DIR [--encoder NAME] [--lfw ../shared/data/lfw] \\
+        [--float-encoder F.json] [--yunet YUNET.onnx --sface-onnx SFACE.onnx] [--out build/compare]
 
 DIR holds shape_predictor_5_face_landmarks.dat and dlib_face_recognition_resnet_model_v1.dat
 (from the face-recognition-models==0.3.0 sdist); the peer needs `pip install dlib-bin`.
@@ -65,13 +67,13 @@ def timed_loop(frames, seconds, stages) -> dict:
     return st
 
 
-def run_facelatch(frames, threads, seconds):
+def run_facelatch(frames, threads, seconds, encoder):
     from edge.decision import Matcher
     from edge.pipeline import FacePipeline
 
-    pipe = FacePipeline(threads=threads)
+    pipe = FacePipeline(encoder, threads=threads)
     f = pipe.finder
-    ref = np.zeros(128, np.float32)
+    ref = np.zeros(pipe.embedder.dim, np.float32)
     ref[0] = 1
     matcher = Matcher(ref, "cosine", 0.05, 1e-4)
 
@@ -79,13 +81,18 @@ def run_facelatch(frames, threads, seconds):
         s["face"] = f.detect(s["rgb"])[0]
 
     def align(s):
-        s["chip"] = f.aligner.chip(s["rgb"], f.mesh.landmarks(s["rgb"], s["face"])[0])
+        s["landmarks"] = f.mesh.landmarks(s["rgb"], s["face"])[0]
+        s["chip"] = f.aligner.chip(s["rgb"], s["landmarks"])
+
+    def quality(s):
+        if pipe.quality is not None:
+            s["quality"] = pipe.quality.check(s["rgb"], s["face"].box, s["landmarks"])
 
     def embed(s):
         s["embedding"] = pipe.embedder.embed(s["chip"])
 
     return timed_loop(frames, seconds, [
-        ("decode", decode), ("detect", detect), ("align", align),
+        ("decode", decode), ("detect", detect), ("align", align), ("quality", quality),
         ("liveness", lambda s: pipe.liveness.score(s["rgb"], s["face"])),
         ("embed", embed), ("match", lambda s: matcher.compare(s["embedding"]))])
 
@@ -113,12 +120,40 @@ def run_peer(frames, models: Path, seconds):
         ("match", lambda s: np.linalg.norm(s["d"] - ref))])
 
 
+def run_opencv(frames, yunet: Path, sface: Path, seconds):
+    """What an OpenCV user would pick: YuNet boxes + 5 points, alignCrop, SFace feature, cosine match."""
+    det = cv2.FaceDetectorYN.create(str(yunet), "", (640, 480), 0.9, 0.3, 5000)
+    rec = cv2.FaceRecognizerSF.create(str(sface), "")
+    ref = np.zeros((1, 128), np.float32)
+    ref[0, 0] = 1
+
+    def decode_bgr(s):
+        s["bgr"] = cv2.imdecode(np.frombuffer(s["jpeg"], np.uint8), cv2.IMREAD_COLOR)
+
+    def detect(s):
+        det.setInputSize((s["bgr"].shape[1], s["bgr"].shape[0]))
+        s["faces"] = det.detect(s["bgr"])[1]
+
+    def align(s):
+        s["chip"] = rec.alignCrop(s["bgr"], s["faces"][0]) if s["faces"] is not None else None
+
+    def embed(s):
+        s["feature"] = rec.feature(s["chip"]) if s["chip"] is not None else ref
+
+    return timed_loop(frames, seconds, [
+        ("decode", decode_bgr), ("detect", detect), ("align", align), ("embed", embed),
+        ("match", lambda s: rec.match(s["feature"], ref, cv2.FaceRecognizerSF_FR_COSINE))])
+
+
 def worker(args):
     """One pipeline in its own process (so peak RSS is its own), pinned to given cores."""
     os.sched_setaffinity(0, set(args.cores))
     frames = [bytes.fromhex(h) for h in json.loads(Path(args.frames_file).read_text())]
     if args.which == "facelatch":
-        st = run_facelatch(frames, args.threads, args.seconds)
+        st = run_facelatch(frames, args.threads, args.seconds, args.encoder)
+    elif args.which == "opencv":
+        cv2.setNumThreads(args.threads)
+        st = run_opencv(frames, Path(args.yunet), Path(args.sface_onnx), args.seconds)
     else:
         st = run_peer(frames, Path(args.dlib_models), args.seconds)
     out = {"stages": {k: stats(v) for k, v in st.items()}, "frames": len(st["total"]),
@@ -129,7 +164,8 @@ def worker(args):
 
 def sub(which, cores, threads, frames_file, args) -> dict:
     cmd = [sys.executable, __file__, "--worker", which, "--cores", *map(str, cores), "--threads", str(threads),
-           "--frames-file", frames_file, "--seconds", str(args.seconds), "--dlib-models", str(args.dlib_models)]
+           "--frames-file", frames_file, "--seconds", str(args.seconds), "--dlib-models", str(args.dlib_models),
+           "--encoder", str(args.encoder), "--yunet", str(args.yunet), "--sface-onnx", str(args.sface_onnx)]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode:
         raise SystemExit(p.stderr[-2000:])
@@ -167,6 +203,9 @@ def main():
     ap.add_argument("--lfw", type=Path)
     ap.add_argument("--facelatch-lfw-jsonl", type=Path, help="`facelatch embed --json` of LFW (else embedded here)")
     ap.add_argument("--float-encoder", type=Path, help="float TFLite encoder card, for the int8-vs-float row")
+    ap.add_argument("--encoder", default="facelatch_dlib_resnet_int8", help="facelatch's encoder (name or card)")
+    ap.add_argument("--yunet", type=Path, help="YuNet ONNX: adds OpenCV's YuNet + SFace path as a second peer")
+    ap.add_argument("--sface-onnx", type=Path, help="face_recognition_sface_2021dec.onnx (with --yunet)")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--out", type=Path, default=Path("build/compare"))
     ap.add_argument("--worker")
@@ -193,6 +232,9 @@ def main():
     result["facelatch_2_threads"] = sub("facelatch", [0, 1], 2, str(ff), args)
     result["peer_2_cores"] = sub("peer", [0, 1], 1, str(ff), args)
     result["fps_ratio_one_core"] = result["facelatch_1_thread"]["fps"] / result["peer_1_core"]["fps"]
+    result["encoder"] = str(args.encoder)
+    if args.yunet and args.sface_onnx:
+        result["opencv_1_core"] = sub("opencv", [0], 1, str(ff), args)
     m = models_dir()
     result["models"] = {name: {"size_mb": model_size_mb(m / f"{name}.tflite"), "macs": tflite_macs(m / f"{name}.tflite")}
                         for name in ("face_detection_short_range", "face_landmark", "facelatch_liveness_int8",
@@ -233,21 +275,23 @@ def main():
 
 
 def markdown(r: dict) -> str:
-    a, b = r["facelatch_1_thread"], r["peer_1_core"]
-    lines = [f"Frames: {r['frames']} distinct {r['frame_size']}; each pipeline in its own process.", "",
-             "| stage | facelatch 1 thread, median / p95 (ms) | face_recognition/dlib 1 core, median / p95 (ms) |",
-             "|---|---|---|"]
-    for k in ("decode", "detect", "align", "liveness", "embed", "match", "total"):
-        x = a["stages"].get(k)
-        y = b["stages"].get(k)
-        fmt = lambda s: f"{s['median_ms']:.2f} / {s['p95_ms']:.2f}" if s else "– (no such stage)"  # noqa: E731
-        lines.append(f"| {k} | {fmt(x)} | {fmt(y)} |")
-    lines += ["", "| | facelatch | face_recognition/dlib |", "|---|---|---|",
-              f"| frames/s, 1 core | **{a['fps']:.1f}** | {b['fps']:.2f} |",
+    a, b, c = r["facelatch_1_thread"], r["peer_1_core"], r.get("opencv_1_core")
+    fmt = lambda s: f"{s['median_ms']:.2f} / {s['p95_ms']:.2f}" if s else "– (no such stage)"  # noqa: E731
+    lines = [f"Frames: {r['frames']} distinct {r['frame_size']}; each pipeline in its own process; facelatch "
+             f"encoder {r.get('encoder', 'facelatch_dlib_resnet_int8')}.", "",
+             "| stage | facelatch 1 thread, median / p95 (ms) | face_recognition/dlib 1 core, median / p95 (ms) |"
+             + (" OpenCV YuNet + SFace 1 core, median / p95 (ms) |" if c else ""),
+             "|---|---|---|" + ("---|" if c else "")]
+    for k in ("decode", "detect", "align", "quality", "liveness", "embed", "match", "total"):
+        lines.append(f"| {k} | {fmt(a['stages'].get(k))} | {fmt(b['stages'].get(k))} |"
+                     + (f" {fmt(c['stages'].get(k))} |" if c else ""))
+    lines += ["", "| | facelatch | face_recognition/dlib |" + (" OpenCV YuNet + SFace |" if c else ""),
+              "|---|---|---|" + ("---|" if c else ""),
+              f"| frames/s, 1 core | **{a['fps']:.1f}** | {b['fps']:.2f} |" + (f" {c['fps']:.1f} |" if c else ""),
               f"| frames/s, 2 cores (facelatch: 2 interpreter threads) | {r['facelatch_2_threads']['fps']:.1f} | "
-              f"{r['peer_2_cores']['fps']:.2f} |",
-              f"| peak RSS (MB) | {a['peak_rss_mb']:.0f} | {b['peak_rss_mb']:.0f} |",
-              f"| **ratio of frames/s, one core** | **{r['fps_ratio_one_core']:.1f}x** | |"]
+              f"{r['peer_2_cores']['fps']:.2f} |" + (" – |" if c else ""),
+              f"| peak RSS (MB) | {a['peak_rss_mb']:.0f} | {b['peak_rss_mb']:.0f} |" + (f" {c['peak_rss_mb']:.0f} |" if c else ""),
+              f"| **ratio of frames/s, one core** | **{r['fps_ratio_one_core']:.1f}x** | |" + (" |" if c else "")]
     if "lfw" in r:
         l = r["lfw"]
         lines.append(f"| LFW pairs.txt 10-fold | {100 * l['facelatch_int8_cosine']:.2f} % "

@@ -43,4 +43,3 @@ def conv_stack(x, widths, bn_momentum: float = 0.99):
             x = layers.BatchNormalization(momentum=bn_momentum)(x)
             x = layers.ReLU()(x)
     return layers.GlobalAveragePooling2D()(x)
-

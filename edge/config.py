@@ -30,7 +30,7 @@ class CameraConfig:
 
 @dataclass
 class ModelConfig:
-    encoder: str = "facelatch_dlib_resnet_int8"
+    encoder: str = "facelatch_sface_int8"
     models_dir: str = ""
     threads: int = 1
     fmr: float = 1e-4

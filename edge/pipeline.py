@@ -18,7 +18,7 @@ from .liveness import Liveness
 from .modelcard import load_card, models_dir
 from .quality import Quality, QualityGate
 
-DEFAULT_ENCODER = "facelatch_dlib_resnet_int8"
+DEFAULT_ENCODER = "facelatch_sface_int8"
 DEFAULT_LIVENESS = "facelatch_liveness"
 
 

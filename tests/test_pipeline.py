@@ -40,7 +40,8 @@ def test_group_photo_has_several_faces(pipeline):
 
 def test_chip_is_the_encoder_chip_with_eyes_where_the_template_says(pipeline):
     r = embed(pipeline, OBAMA[0])
-    assert r.chip.shape == (150, 150, 3) and r.chip.dtype == np.uint8
+    size = pipeline.encoder_card.data["input"]["size"]
+    assert r.chip.shape == (size, size, 3) and r.chip.dtype == np.uint8
     m = pipeline.finder.aligner.transform(r.landmarks)
     eyes = r.landmarks[[33, 133, 362, 263]] @ m[:, :2].T + m[:, 2]
     assert np.abs(eyes - pipeline.finder.aligner.template[:4]).max() < 8

@@ -57,5 +57,6 @@ def test_verify_reports_a_too_dark_face_as_no_decision(tmp_path, pipeline):
                            tmp_path / "t.json", "--json")
     assert rc == 0, err
     recs = [json.loads(line) for line in out.splitlines()]
-    assert recs[0]["decision"] == "no decision" and "brightness" in recs[0]["quality"]["reason"]
+    assert recs[0]["decision"] == "no decision"
+    assert recs[0]["quality"]["reason"].startswith(("brightness", "contrast"))
     assert recs[1]["decision"] == "match"
