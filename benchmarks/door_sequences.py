@@ -135,7 +135,8 @@ def main() -> int:
                "nuaa_attack_unlocks": sum(v["attack"]["unlocks"] for v in nuaa.values()),
                "screen_sources_live_unlocked": sum(v["live"]["unlocks"] > 0 for k, v in results.items() if k not in nuaa),
                "screen_sources_attack_unlocks": sum(v["attack"]["unlocks"] for k, v in results.items() if k not in nuaa),
-               "liveness": "off" if args.no_liveness else "require_blink" if args.require_blink else "default"}
+               "liveness": "off" if args.no_liveness else "require_blink" if args.require_blink else "default",
+               "encoder": pipe.encoder_card.data["name"]}
     print(json.dumps(summary))
     if args.json:
         Path(args.json).write_text(json.dumps({"summary": summary, "subjects": results}, indent=1))
