@@ -110,7 +110,8 @@ def main() -> int:
     args = ap.parse_args()
     manifest = json.loads((Path(args.pad) / "manifest.json").read_text())
     extra = "[liveness]\n" + ("enabled = false\n" if args.no_liveness else "") + \
-            ("require_blink = true\n[policy]\nattempt_timeout_s = 8.0\n" if args.require_blink else "")
+            ("require_blink = true\n[policy]\nattempt_timeout_s = 8.0\n" if args.require_blink else "") + \
+            ("[security]\nallow_insecure = true\n" if args.no_liveness else "")  # below the floor: measurement only
     pipe = FacePipeline(liveness=None)
     work = Path(tempfile.mkdtemp())
     results = {}

@@ -81,7 +81,8 @@ def main():
                               for n in ("obama.jpg", "obama2.jpg")]), [])
     g.save(tmp / "template.json")
     broker = Broker(tmp).start()
-    base = (f'state_dir = "{tmp}"\n[liveness]\nthreshold = 0.0\n[camera]\nsource = "images"\ndevice = "{seq}"\n'
+    base = (f'state_dir = "{tmp}"\n[liveness]\nthreshold = 0.0\n[security]\nallow_insecure = true\n'
+            f'[camera]\nsource = "images"\ndevice = "{seq}"\n'
             f'pace = false\nloop = true\n[policy]\nunlock_cooldown_s = 0.0\nlost_after_s = 0.0\n'
             f'attempt_timeout_s = 0.1\nmax_failed_attempts = 1000\n')
     modes = {"off": "", "connected": f'[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {broker.port}\n',

@@ -40,8 +40,8 @@ def main():
     emb = [pipe.analyze(read_image(ROOT / "edge/demo/enroll" / n))[0].embedding for n in ("obama.jpg", "obama2.jpg")]
     Template(pipe.model_sha256, np.stack(emb), "cosine").save(tmp / "template.json")
     cfg = tmp / "config.toml"
-    cfg.write_text(f'state_dir = "{tmp}"\n[liveness]\nthreshold = 0.0\n[camera]\nsource = "images"\n'
-                   f'device = "{seq}"\nfps = {args.fps}\npace = true\n')
+    cfg.write_text(f'state_dir = "{tmp}"\n[liveness]\nthreshold = 0.0\n[security]\nallow_insecure = true\n'
+                   f'[camera]\nsource = "images"\ndevice = "{seq}"\nfps = {args.fps}\npace = true\n')
     marks = {}
     real_read = camera.ImageFolder.read
 

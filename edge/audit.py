@@ -1,8 +1,15 @@
 """Audit trail: one JSON line per decision in the state directory (size-rotated),
-also to the journal through the logger; images only when explicitly enabled."""
+also to the journal through the logger; images only when explicitly enabled.
+
+Durability: the journal gets the line first; then the line goes to ``audit.jsonl`` in
+ONE ``write`` of the whole line to an ``O_APPEND`` file, followed by ``fsync``
+(decisions are a few a minute, so every line is made durable before the door acts).
+A short write (full disk, file-size limit) is cut back, so the file never holds a
+torn line.  An OS error is logged and the door goes on judging."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -19,12 +26,16 @@ class AuditLog:
     def __init__(self, directory, max_bytes: int = 1_000_000, backups: int = 5, save_snapshots: bool = False,
                  snapshot_max_count: int = 100, snapshot_max_age_days: float = 7.0):
         self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            log.error("audit directory %s not usable: %s", self.dir, e.strerror or e)
         self.path = self.dir / "audit.jsonl"
         self.max_bytes, self.backups = max_bytes, backups
         self.save_snapshots = save_snapshots
         self.snap_dir = self.dir / "snapshots"
         self.snap_max, self.snap_age = snapshot_max_count, snapshot_max_age_days * 86400
+        self._failing = False
 
     def _rotate(self) -> None:
         for i in range(self.backups - 1, 0, -1):
@@ -36,17 +47,36 @@ class AuditLog:
     def write(self, record: dict, frame_rgb: np.ndarray | None = None) -> None:
         record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **record}
         if self.save_snapshots and frame_rgb is not None:
-            record["snapshot"] = self._snapshot(frame_rgb)
+            try:
+                record["snapshot"] = self._snapshot(frame_rgb)
+            except OSError as e:
+                record["snapshot_error"] = e.strerror or str(e)
         line = json.dumps(record, separators=(",", ":"))
-        try:
-            if self.path.exists() and self.path.stat().st_size + len(line) > self.max_bytes:
-                self._rotate()
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            with os.fdopen(fd, "a") as f:
-                f.write(line + "\n")
-        except OSError as e:
-            log.error("audit log %s not writable: %s", self.path, e)
         log.info("audit %s", line)
+        try:
+            self._append((line + "\n").encode())
+            if self._failing:
+                log.warning("audit log %s writable again", self.path)
+            self._failing = False
+        except OSError as e:
+            if not self._failing:
+                log.error("audit log %s not writable (%s); decisions go to the journal only until it is",
+                          self.path, e.strerror or e)
+            self._failing = True
+
+    def _append(self, data: bytes) -> None:
+        if self.path.exists() and self.path.stat().st_size + len(data) > self.max_bytes:
+            self._rotate()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            start = os.fstat(fd).st_size
+            written = os.write(fd, data)  # an error here has written nothing
+            if written != len(data):  # never leave a torn line behind
+                os.ftruncate(fd, start)
+                raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes); line not kept")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _snapshot(self, rgb: np.ndarray) -> str:
         self.snap_dir.mkdir(mode=0o700, exist_ok=True)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .errors import FacelatchError
-from .images import is_image
+from .images import DEFAULT_MAX_MP, is_image, read_image
 
 log = logging.getLogger("facelatch")
 
@@ -76,8 +76,10 @@ class ImageFolder:
     """Images of a folder in name order; timestamps advance 1/fps per frame; with
     ``pace`` the reads really wait that long."""
 
-    def __init__(self, folder: str, fps: float = 15.0, pace: bool = False, loop: bool = False):
+    def __init__(self, folder: str, fps: float = 15.0, pace: bool = False, loop: bool = False,
+                 max_mp: float = DEFAULT_MAX_MP):
         self.folder, self.fps, self.pace, self.loop = Path(folder), fps, pace, loop
+        self.max_mp = max_mp
         self.files: list[Path] = []
         self.pos = 0
         self.index = 0
@@ -95,17 +97,19 @@ class ImageFolder:
             if not self.loop:
                 return None
             self.pos = 0
-        bgr = cv2.imread(str(self.files[self.pos]))
+        path = self.files[self.pos]
         self.pos += 1
-        if bgr is None:
-            raise CameraError(f"unreadable image {self.files[self.pos - 1]}")
+        try:
+            rgb = read_image(path, self.max_mp)  # a decompression bomb is refused before decoding
+        except FacelatchError as e:
+            raise CameraError(str(e)) from None
         if self.pace:
             now = time.monotonic()
             if self._next > now:
                 time.sleep(self._next - now)
             self._next = max(now, self._next) + 1 / self.fps
         self.index += 1
-        return Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.index / self.fps, time.time(), self.index)
+        return Frame(rgb, self.index / self.fps, time.time(), self.index)
 
     def close(self) -> None:
         pass
@@ -230,7 +234,7 @@ def make_source(cfg, stop: threading.Event | None = None, heartbeat=None) -> Res
     if cfg.source == "picamera2":
         src = Picamera2Camera(cfg.width, cfg.height, cfg.fps)
     elif cfg.source == "images":
-        src = ImageFolder(cfg.device, cfg.fps, cfg.pace, cfg.loop)
+        src = ImageFolder(cfg.device, cfg.fps, cfg.pace, cfg.loop, cfg.max_image_mp)
     else:  # "opencv": index, /dev/video*, URL or video file
         src = OpenCVCamera(cfg.device, cfg.width, cfg.height, cfg.fps, cfg.loop)
     return ResilientCamera(src, cfg.reopen_backoff_s, cfg.reopen_backoff_max_s, cfg.frozen_after_s, stop, heartbeat)

@@ -12,12 +12,32 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from .config import RANGES
 from .decision import DEFAULT_FMR, distance, household_fmr
 from .errors import FacelatchError
-from .images import list_images
-from .pipeline import DEFAULT_ENCODER, DEFAULT_LIVENESS, FaceFinder, FacePipeline, read_image
-from .gallery import MIGRATED_NAME, Gallery, check_name, load_gallery
+from .gallery import MIGRATED_NAME, Gallery, check_gallery_against_card, check_name, load_gallery
+from .images import DEFAULT_MAX_MP, check_image, list_images
+from .images import read_image as _read_image
+from .pipeline import DEFAULT_ENCODER, DEFAULT_LIVENESS, FaceFinder, FacePipeline
 from .template import default_template_path
+
+MAX_THREADS = RANGES["model.threads"][1]  # as in the daemon config; 100000 crashes the interpreter
+_max_mp = DEFAULT_MAX_MP  # --max-image-mp
+
+
+def read_image(path):
+    return _read_image(path, _max_mp)
+
+
+def _images(paths):
+    """(path, RGB) of each file: every header is checked before anything is decoded
+    (a bad or oversized file fails before any output), then one image at a time."""
+    paths = list(map(Path, paths))
+    for path in paths:
+        check_image(path, _max_mp)
+    for path in paths:
+        yield path, read_image(path)
+
 
 def _pipeline(args, liveness: bool = False) -> FacePipeline:
     return FacePipeline(args.encoder, threads=args.threads,
@@ -94,7 +114,10 @@ def _gallery(args, pipe: FacePipeline | None = None, missing_ok: bool = False) -
     path, key = _template_path(args), _key(args)
     if missing_ok and not path.exists():
         return Gallery(pipe.model_sha256, pipe.encoder_card.data["embedding"]["metric"]), path, key
-    return load_gallery(path, pipe.model_sha256 if pipe else None, key), path, key
+    g = load_gallery(path, pipe.model_sha256 if pipe else None, key)
+    if pipe is not None:
+        check_gallery_against_card(g, pipe.encoder_card, path)
+    return g, path, key
 
 
 def cmd_enroll(args) -> int:
@@ -174,11 +197,9 @@ def cmd_identify(args) -> int:
     fmr = _fmr(args)
     pipe = _pipeline(args)
     gallery, _, _ = _gallery(args, pipe)
+    pipe.encoder_card.threshold(fmr, exact=True)  # the FMR must be a card row
     ident = gallery.identifier(pipe.encoder_card, fmr)
-    images = [(p, read_image(p)) for p in map(Path, args.images)]  # fail on a bad file before printing anything
-    import time
-
-    for path, rgb in images:
+    for path, rgb in _images(args.images):
         found = pipe.analyze(rgb)
         rec = {"path": str(path), "faces": len(found), "person": None, "nearest": None, "distance": None,
                "runner_up": None, "ambiguous": False, "threshold": round(ident.threshold, 4), "fmr": fmr,
@@ -239,9 +260,9 @@ def cmd_verify(args) -> int:
     if not args.name and len(gallery.people) != 1:
         raise FacelatchError(f"{path} holds {len(gallery.people)} people: give --name (verify checks one person), "
                              "or use facelatch identify")
+    pipe.encoder_card.threshold(fmr, exact=True)  # the FMR must be a card row
     matcher = gallery.identifier_of([args.name or gallery.names[0]], pipe.encoder_card, fmr)
-    images = [(p, read_image(p)) for p in map(Path, args.images)]  # fail on a bad file before printing anything
-    for path, rgb in images:
+    for path, rgb in _images(args.images):
         found = pipe.analyze(rgb)
         if not found:
             rec = {"path": str(path), "faces": 0, "decision": "no face", "distance": None,
@@ -280,7 +301,7 @@ def cmd_compare(args) -> int:
             raise FacelatchError(f"{p}: no face found")
     metric = pipe.encoder_card.data["embedding"]["metric"]
     d = distance(fa[0].embedding, fb[0].embedding, metric)
-    thr = pipe.encoder_card.threshold(fmr)
+    thr = pipe.encoder_card.threshold(fmr, exact=True)
     rec = {"a": args.image_a, "b": args.image_b, "distance": round(d, 4), "threshold": round(thr, 4), "fmr": fmr,
            "same_person": d <= thr}
     if args.json:
@@ -465,7 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="facelatch", description="Face verification for door-unlock devices.")
     p.add_argument("--encoder", default=os.environ.get("FACELATCH_ENCODER", DEFAULT_ENCODER),
                    help="encoder name in the models folder, or a path to its .json card")
-    p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
+    p.add_argument("--threads", type=int, default=1, help=f"interpreter threads (default 1, at most {MAX_THREADS})")
+    p.add_argument("--max-image-mp", type=float, default=DEFAULT_MAX_MP,
+                   help=f"refuse images larger than this many megapixels, before decoding (default {DEFAULT_MAX_MP:g})")
     p.add_argument("--no-liveness", action="store_true", help="verify/demo: skip the liveness check")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -572,8 +595,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.threads < 1:
-            raise FacelatchError(f"--threads must be at least 1, got {args.threads}")
+        if not 1 <= args.threads <= MAX_THREADS:
+            raise FacelatchError(f"--threads must be between 1 and {MAX_THREADS}, got {args.threads}")
+        if not 0 < args.max_image_mp <= 1000:
+            raise FacelatchError(f"--max-image-mp must be in (0, 1000], got {args.max_image_mp}")
+        global _max_mp
+        _max_mp = args.max_image_mp
         return args.func(args)
     except FacelatchError as e:
         print(f"facelatch: error: {e}", file=sys.stderr)

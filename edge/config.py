@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import FacelatchError
+from .fileio import read_input
 from .policy import PolicyConfig
 
 
@@ -26,6 +27,7 @@ class CameraConfig:
     reopen_backoff_s: float = 1.0
     reopen_backoff_max_s: float = 30.0
     frozen_after_s: float = 10.0
+    max_image_mp: float = 40.0  # images source: larger images are refused before decoding
 
 
 @dataclass
@@ -89,6 +91,17 @@ class MqttConfig:
 
 
 @dataclass
+class SecurityConfig:
+    allow_insecure: bool = False  # run below the security floor (warned at start, "insecure" in the audit)
+
+
+# The security floor: settings below it are refused unless [security] allow_insecure = true.
+FLOOR_K = 2
+FLOOR_FMR = 1e-3
+FLOOR_MIN_FACE_PX = 40.0
+
+
+@dataclass
 class Config:
     state_dir: str = "/var/lib/facelatch"
     camera: CameraConfig = field(default_factory=CameraConfig)
@@ -99,6 +112,7 @@ class Config:
     actuator: ActuatorConfig = field(default_factory=ActuatorConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
     def state_path(self, p: str) -> Path:
         return Path(p) if os.path.isabs(p) else Path(self.state_dir) / p
@@ -112,7 +126,7 @@ CHOICES = {
 RANGES = {  # (min, max) inclusive; None = unbounded
     "camera.width": (16, 8192), "camera.height": (16, 8192), "camera.fps": (0.1, 240),
     "camera.reopen_backoff_s": (0.01, 3600), "camera.reopen_backoff_max_s": (0.01, 86400),
-    "camera.frozen_after_s": (0.1, 86400),
+    "camera.frozen_after_s": (0.1, 86400), "camera.max_image_mp": (0.1, 1000),
     "model.threads": (1, 64), "model.fmr": (1e-9, 0.5), "liveness.threshold": (-1.0, 1.0),
     "policy.k": (1, 100), "policy.n": (1, 100), "policy.min_face_px": (0, 10000),
     "policy.attempt_timeout_s": (0.1, 600), "policy.lost_after_s": (0.0, 60), "policy.track_iou": (0.0, 1.0),
@@ -129,7 +143,11 @@ RANGES = {  # (min, max) inclusive; None = unbounded
 def _check_value(key: str, default, value, problems: list[str]):
     want = type(default)
     if want is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            problems.append(f"{key}: an integer of {len(str(abs(value)))} digits is out of range")
+            return default
     if want is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             problems.append(f"{key}: expected a list of strings, got {value!r}")
@@ -144,6 +162,28 @@ def _check_value(key: str, default, value, problems: list[str]):
         if not lo <= value <= hi:
             problems.append(f"{key}: {value} is out of range [{lo}, {hi}]")
     return value
+
+
+def below_floor(cfg: Config) -> list[str]:
+    """Every setting below the security floor, as a sentence."""
+    p, out = cfg.policy, []
+    if p.k < FLOOR_K:
+        out.append(f"policy.k = {p.k}: fewer than {FLOOR_K} matching frames open the door")
+    if cfg.model.fmr > FLOOR_FMR:
+        out.append(f"model.fmr = {cfg.model.fmr:g}: looser than {FLOOR_FMR:g}")
+    if p.min_face_px < FLOOR_MIN_FACE_PX:
+        out.append(f"policy.min_face_px = {p.min_face_px:g}: faces under {FLOOR_MIN_FACE_PX:g} px are too small "
+                   "to judge")
+    if not cfg.liveness.enabled:
+        out.append("liveness.enabled = false: a printed photo of the enrolled person opens the door")
+    elif cfg.liveness.threshold == 0.0:
+        out.append("liveness.threshold = 0: every frame counts as live (liveness off in effect)")
+    return out
+
+
+def insecure_settings(cfg: Config) -> list[str]:
+    """The floor breaches a config runs with (only possible with allow_insecure)."""
+    return below_floor(cfg) if cfg.security.allow_insecure else []
 
 
 def parse(data: dict) -> Config:
@@ -186,6 +226,9 @@ def parse(data: dict) -> Config:
         problems.append(f"mqtt.node_id: letters, digits, '_' and '-' only, got {m.node_id!r}")
     if m.remote_unlock and not m.tls:
         problems.append("mqtt.remote_unlock = true needs mqtt.tls = true (the unlock code must not cross the network in clear)")
+    if not cfg.security.allow_insecure:
+        problems += [f"{b} (security floor; set [security] allow_insecure = true to run anyway)"
+                     for b in below_floor(cfg)]
     if problems:
         raise FacelatchError("invalid configuration:\n  " + "\n  ".join(problems))
     return cfg
@@ -193,12 +236,15 @@ def parse(data: dict) -> Config:
 
 def load(path) -> Config:
     path = Path(path)
+    raw = read_input(path, "config file")
     try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise FacelatchError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise FacelatchError(f"config {path} is not valid TOML: {e}") from None
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise FacelatchError(f"config {path} is not UTF-8 text (byte {e.start})") from None
+    except ValueError as e:  # TOMLDecodeError, or an integer too long to convert
+        raise FacelatchError(f"config {path} is not valid TOML: {str(e)[:200]}") from None
+    except RecursionError:
+        raise FacelatchError(f"config {path} is nested too deeply") from None
     cfg = parse(data)
     if "STATE_DIRECTORY" in os.environ and "state_dir" not in data:
         cfg.state_dir = os.environ["STATE_DIRECTORY"].split(":")[0]

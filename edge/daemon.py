@@ -6,7 +6,13 @@
 Fail-secure: an exception anywhere while judging a frame makes that frame a
 "no match"; nothing but a policy "unlock" ever drives the actuator.
 Remote commands (MQTT, edge.mqtt) are carried out and audited here, between frames.
-SIGTERM/SIGINT: clean exit; SIGHUP: reload config and the household (gallery).
+SIGTERM/SIGINT: clean exit (a running unlock command is ended); SIGHUP: reload
+config and the household (a bad new config is logged and the running one kept).
+
+Order for every decision: the policy's counter changes in memory, then the audit
+line (journal, then file), then the counter file, then the actuator (in a worker,
+so the watchdog keeps being fed).  A full or read-only state directory is logged and
+retried; the door keeps judging with the counter in memory.
 """
 
 from __future__ import annotations
@@ -18,12 +24,12 @@ import time
 from pathlib import Path
 
 from . import config as config_mod
-from .actuators import make_actuator
+from .actuators import Actuation, make_actuator
 from .audit import AuditLog
 from .camera import make_source
 from .decision import household_fmr
 from .errors import FacelatchError
-from .gallery import load_gallery
+from .gallery import check_gallery_against_card, load_gallery
 from .mqtt import make_bridge
 from .pipeline import FacePipeline
 from .policy import DoorPolicy, FrameResult
@@ -69,13 +75,18 @@ class Door:
                                                  cfg.model.full_range_fallback)
         key_file = find_key_file(cfg.template.key_file)
         key = read_key(key_file) if key_file else None
-        self.gallery = load_gallery(cfg.state_path(cfg.template.path), self.pipeline.model_sha256, key)
+        gallery_path = cfg.state_path(cfg.template.path)
+        self.gallery = load_gallery(gallery_path, self.pipeline.model_sha256, key)
+        check_gallery_against_card(self.gallery, self.pipeline.encoder_card, gallery_path)
+        self.pipeline.encoder_card.threshold(cfg.model.fmr, exact=True)  # the system FMR must be a card row
         self.identifier = self.gallery.identifier(self.pipeline.encoder_card, cfg.model.fmr)
         self.comparison_fmr = household_fmr(cfg.model.fmr, len(self.identifier.names))
-        self.store = StateStore(cfg.state_path("lockout.json"), cfg.policy.backoff_s)
-        self.policy = DoorPolicy(cfg.policy, self.store.load(), self.store.save, self.gallery.admits,
+        self.store = StateStore(cfg.state_path("lockout.json"), cfg.policy.backoff_s, cfg.policy.backoff_max_s)
+        self.policy = DoorPolicy(cfg.policy, self.store.load(), self.store.remember, self.gallery.admits,
                                  require_blink=cfg.liveness.require_blink)
         self.actuator = actuator or make_actuator(cfg.actuator)
+        self.actuation = Actuation(self.actuator)
+        self.insecure = config_mod.insecure_settings(cfg)
         self.novelty = FrameNovelty()
         self.refused = None  # the Quality of the last frame's face when it was too poor to judge
         self.audit = AuditLog(cfg.state_dir, cfg.audit.max_bytes, cfg.audit.backups, cfg.audit.save_snapshots,
@@ -104,42 +115,76 @@ class Door:
             return FrameResult(frame.t, [], False, None)
 
     def audit_decision(self, d, frame_rgb, bridge) -> dict:
-        """Audit one policy decision (opening the door first when it is an unlock)."""
+        """Audit one policy decision; an unlock is on record (and the counter saved)
+        before the door is driven."""
         record = {"decision": d.kind, "reason": d.reason, "person": d.person, "best_distance": d.best_distance,
                   "threshold": self.identifier.threshold, "fmr": self.identifier.fmr,
                   "comparison_fmr": self.comparison_fmr, "people": len(self.identifier.names), "frames": d.frames,
                   "matching_frames": d.matches, "spoof_frames": d.spoof_frames, "claimed_person": d.claimed,
                   "face_px": d.face_px,
                   "live_score": d.live_score, "failed_attempts": d.failed_attempts,
-                  "backoff_until": d.backoff_until, "model_sha256": self.pipeline.model_sha256}
-        if d.kind == "unlock":
-            record.update(self.open(bridge))
-        self.audit.write(record, frame_rgb)
+                  "backoff_until": d.backoff_until, "model_sha256": self.pipeline.model_sha256,
+                  "insecure": bool(self.insecure)}
+        start = d.kind == "unlock" and self._may_open(record)
+        self.audit.write(record, frame_rgb)  # 1. on record
+        self.store.flush()  # 2. counter on disk (kept in memory and retried if that fails)
+        if start:
+            self.open(bridge, record)  # 3. open, off the frame loop
         _tell(bridge.decision, record)
         return record
 
-    def open(self, bridge) -> dict:
+    def _may_open(self, record: dict) -> bool:
+        record["actuator"] = getattr(self.actuator, "name", "?")
+        if self.actuation.busy:
+            record["actuator_error"] = "busy: the previous unlock is still running"
+            return False
+        return True
+
+    def open(self, bridge, record: dict) -> None:
+        """Drive the actuator in its worker; the outcome is audited as an "actuator" line."""
         _tell(bridge.door, self.cfg.actuator.pulse_s)
-        try:
-            return self.actuator.unlock()
-        except Exception as e:  # the lock did not open; say so
-            log.exception("actuator failed")
-            return {"actuator_error": str(e)}
+        self.actuation.start({"person": record.get("person")})
 
     def remote(self, cmd, bridge) -> dict:
         """Carry out (or refuse) one remote command; audited like a face decision."""
         record = {"decision": "remote_" + ("refused" if cmd.refused else cmd.target), "source": "mqtt",
-                  "command": f"{cmd.target} {cmd.action}", "reason": cmd.refused or "accepted"}
+                  "command": f"{cmd.target} {cmd.action}", "reason": cmd.refused or "accepted",
+                  "insecure": bool(self.insecure)}
+        start = False
         if not cmd.refused and cmd.target == "lock" and cmd.action in ("OPEN", "UNLOCK"):
             record["decision"] = "unlock"
-            record.update(self.open(bridge))
+            start = self._may_open(record)
         self.audit.write(record)
+        if start:
+            self.open(bridge, record)
         if cmd.target == "lock":
             _tell(bridge.decision, record)
         return record
 
-    def close(self) -> None:
+    def audit_actuator_results(self) -> None:
+        """One "actuator" line per finished unlock that drove something (the log-only
+        actuator drives nothing: its unlock line says all)."""
+        for r in self.actuation.results():
+            failed = r.get("error") or r.get("actuator_error") or r.get("exit_code") not in (0, None)
+            if r.get("actuator") == "log" and not failed:
+                continue
+            self.audit.write({"decision": "actuator", "reason": "unlock failed" if failed else "unlock done", **r,
+                              "insecure": bool(self.insecure)})
+
+    def close(self, cancel: bool = True) -> None:
+        """Release the actuator; a running unlock is ended (``cancel``) or awaited."""
+        if cancel:
+            self.actuation.stop()
+        else:
+            self.actuation.wait(getattr(self.actuator, "timeout_s", 5.0) + 1.0)
+        self.audit_actuator_results()
+        self.store.flush()
         self.actuator.close()
+
+
+def warn_insecure(door: Door) -> None:
+    for reason in door.insecure:
+        log.warning("INSECURE (allowed by [security] allow_insecure): %s", reason)
 
 
 def run(config_path: str | None, stop: threading.Event | None = None, notifier: Notifier | None = None,
@@ -169,6 +214,7 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
         bridge.camera(False)
 
     camera = make_source(cfg.camera, stop, heartbeat)
+    warn_insecure(door)
     live = door.pipeline.liveness
     log.info("facelatch running: encoder %s, %d people, FMR %g (per comparison %g, threshold %.4f), liveness %s, "
              "camera %s %s, actuator %s, MQTT %s", door.pipeline.encoder_card.data["name"],
@@ -194,10 +240,16 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
                     try:
                         new_door = Door(new_cfg, door.pipeline if same_models else None,
                                         door.actuator if same_actuator else None)
-                    except FacelatchError:
+                    except Exception:
                         if not same_actuator:
                             door.actuator = make_actuator(cfg.actuator)
+                            door.actuation = Actuation(door.actuator)
                         raise
+                    if same_actuator:
+                        new_door.actuation = door.actuation
+                    new_door.policy.state = door.policy.state  # the counter in memory is the truth
+                    if door.store.pending is not None:
+                        new_door.store.remember(door.store.pending)
                     if new_cfg.mqtt != cfg.mqtt:
                         try:
                             new_bridge = make_bridge(new_cfg.mqtt, version())
@@ -212,8 +264,11 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
                         camera = make_source(new_cfg.camera, stop, heartbeat)
                     cfg, door = new_cfg, new_door
                     log.info("reloaded configuration and household (%d people)", len(door.identifier.names))
+                    warn_insecure(door)
                 except FacelatchError as e:
                     log.error("reload failed, keeping the running configuration: %s", e)
+                except Exception as e:  # never let a reload take the door down
+                    log.exception("reload failed (%s), keeping the running configuration", e.__class__.__name__)
                 notifier.ready("reloaded")
             frame = camera.read()
             now = time.monotonic()
@@ -235,12 +290,15 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
             result = door.judge(frame) if not paused else None
             if result is not None and door.refused is not None and not refusing:  # once per run of poor frames
                 door.audit.write({"decision": "no_decision", "reason": f"face quality: {door.refused.reason}",
-                                  "quality": door.refused.measures, "model_sha256": door.pipeline.model_sha256},
+                                  "quality": door.refused.measures, "model_sha256": door.pipeline.model_sha256,
+                                  "insecure": bool(door.insecure)},
                                  frame.rgb)
             refusing = result is not None and door.refused is not None
             for d in door.policy.observe(result, frame.wall) if result is not None else ():
                 door.audit_decision(d, frame.rgb, bridge)
                 notifier.status(f"last decision: {d.kind} ({d.reason}) at {time.strftime('%H:%M:%S')}")
+            door.store.flush()
+            door.audit_actuator_results()
             if on_frame is not None:
                 on_frame(frames)
             if max_frames is not None and frames >= max_frames:
@@ -248,7 +306,7 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
     finally:
         notifier.stopping()
         camera.close()
-        door.close()
+        door.close(cancel=stop.is_set())
         bridge.close()
     log.info("stopped after %d frames", frames)
     return 0

@@ -32,3 +32,44 @@ def write_atomic(path, data: bytes, mode: int = 0o600) -> None:
             os.close(dfd)
     except OSError:
         pass
+
+
+def check_trusted_file(path, what: str, private: bool = False) -> None:
+    """Refuse a file that someone else could have written, like ssh does: owned by
+    another user (root is fine), or writable by group or others (with ``private``:
+    any access by group or others).  The message says how to fix it."""
+    import pwd
+    import stat
+
+    from .errors import FacelatchError
+
+    st = os.stat(path)
+    me = os.geteuid()
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid not in (me, 0):
+        try:
+            user = pwd.getpwuid(me).pw_name
+        except KeyError:
+            user = str(me)
+        raise FacelatchError(f"{what} {path} is owned by uid {st.st_uid}, not by the user facelatch runs as "
+                             f"({user}) or root; anyone who owns it could replace it. Fix: chown {user} {path}")
+    bad = (stat.S_IRWXG | stat.S_IRWXO) if private else (stat.S_IWGRP | stat.S_IWOTH)
+    if mode & bad:
+        who = "readable by others (any group or other access)" if private else "writable by group or others"
+        raise FacelatchError(f"{what} {path} is {who} (mode {mode:04o}). Fix: chmod {'600' if private else 'go-w'} "
+                             f"{path}")
+
+
+def read_input(path, what: str) -> bytes:
+    """The bytes of a file the user named, or a one-line FacelatchError saying why not
+    (missing, a directory, unreadable)."""
+    from .errors import FacelatchError
+
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise FacelatchError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise FacelatchError(f"{what} {path} is a directory, not a file") from None
+    except OSError as e:
+        raise FacelatchError(f"cannot read {what} {path}: {e.strerror or e}") from None

@@ -22,7 +22,7 @@ from . import secrets
 from .decision import Identifier, household_fmr, person_reference
 from . import template as template_mod
 from .errors import FacelatchError
-from .fileio import write_atomic
+from .fileio import check_trusted_file, write_atomic
 from .schedule import Schedule
 from .template import Template
 
@@ -154,7 +154,7 @@ def _parse(d: dict, path: Path) -> Gallery:
             g.people[name] = Person(name, Template(g.model_sha256, emb, g.metric, str(e.get("enrolled", "")),
                                                    [str(s) for s in e.get("sources", [])]),
                                     e.get("enabled", True), schedule)
-    except (KeyError, ValueError, TypeError, FacelatchError):
+    except (KeyError, ValueError, TypeError, OverflowError, FacelatchError):
         raise FacelatchError(f"gallery {path} is corrupt (missing or malformed fields); re-enroll") from None
     if len({p.template.embeddings.shape[1] for p in g.people.values()}) > 1:
         raise FacelatchError(f"gallery {path} is corrupt (embeddings of different sizes); re-enroll")
@@ -166,25 +166,26 @@ def load_gallery(path, model_sha256: str | None = None, key: bytes | None = None
     as a gallery, encrypted if it was, unless ``migrate`` is false) with a logged note."""
     path = Path(path)
     try:
+        check_trusted_file(path, "gallery")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise FacelatchError(f"nobody is enrolled: no gallery at {path}; enroll first (facelatch enroll --name NAME IMG...)") from None
     except OSError as e:
         raise FacelatchError(f"cannot read gallery {path}: {e.strerror}") from None
     encrypted = secrets.is_encrypted(raw)
+    if key is not None and not encrypted:  # also a single-person template: no plaintext file with a key
+        raise FacelatchError(f"gallery {path} is not encrypted but a key is configured: refusing a file that anyone "
+                             "with write access could have replaced; re-enroll with the key")
     plain = secrets.decrypt(raw, key, str(path)) if encrypted else raw
     try:
         d = json.loads(plain)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, an integer too long to convert, nested too deep
         raise FacelatchError(f"gallery {path} is corrupt (not JSON); re-enroll") from None
     fmt = d.get("format") if isinstance(d, dict) else None
     if fmt == template_mod.FORMAT:
         return _migrate(path, model_sha256, key, migrate)
     if fmt != FORMAT:
         raise FacelatchError(f"{path} is not a facelatch gallery")
-    if key is not None and not encrypted:
-        raise FacelatchError(f"gallery {path} is not encrypted but a key is configured: refusing a file that anyone "
-                             "with write access could have replaced; re-enroll with the key")
     g = _parse(d, path)
     if model_sha256 is not None and g.model_sha256 != model_sha256:
         raise FacelatchError(f"gallery {path} was made with another model (sha256 {g.model_sha256[:12]}…, "
@@ -207,3 +208,9 @@ def _migrate(path: Path, model_sha256: str | None, key: bytes | None, write: boo
     g.migrated = note
     log.warning("%s", note)
     return g
+
+
+def check_gallery_against_card(g: Gallery, card, path) -> None:
+    """Every person's embedding size and the metric must be the encoder card's."""
+    for p in g.people.values():
+        template_mod.check_against_card(p.template, card, path)

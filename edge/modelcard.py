@@ -48,15 +48,17 @@ class ModelCard:
     def thresholds(self) -> list[dict]:
         return sorted(self.data.get("thresholds", []), key=lambda t: t["fmr"])
 
-    def threshold(self, fmr: float) -> float:
+    def threshold(self, fmr: float, exact: bool = False) -> float:
         """The distance threshold for a target false-match rate: the entry for exactly
-        ``fmr``, else the strictest measured entry whose FMR is not above it."""
+        ``fmr``, else (unless ``exact``) the nearest stricter entry, never a looser one."""
         table = self.thresholds()
         if not table:
             raise FacelatchError(f"model card {self.path.name} has no thresholds")
+        have = ", ".join(f"{t['fmr']:g}" for t in table)
         usable = [t for t in table if t["fmr"] <= fmr * (1 + 1e-9)]
+        if exact and not (usable and usable[-1]["fmr"] >= fmr * (1 - 1e-9)):
+            raise FacelatchError(f"FMR {fmr:g} is not a row of {self.path.name}; use one of: {have}")
         if not usable:
-            have = ", ".join(f"{t['fmr']:g}" for t in table)
             raise FacelatchError(f"no threshold for FMR {fmr:g} in {self.path.name} (measured: {have})")
         return float(usable[-1]["distance"])
 

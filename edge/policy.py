@@ -4,13 +4,21 @@ Vocabulary
 - *frame*: one camera image, reduced by the pipeline to the faces in it and, for
   the largest face big enough to judge, whether it matches the enrolled template
   at the configured false-match rate (and, when liveness is on, whether it is live).
-- *attempt*: a run of frames of ONE tracked face (followed by box overlap).  It is
-  accepted when at least ``k`` of its last ``n`` frames match, are live and are
-  *fresh* (not a bit-identical repeat of the frame before: a real camera never
-  repeats a frame; see edge/temporal.py); with ``require_blink`` the attempt must
-  also have shown a blink (edge.temporal.blinked over its eye-aspect ratios).  It
-  fails when it times out, or when the face leaves after ``n`` or more judged frames
-  without being accepted.  A face that leaves sooner is *abandoned* (not counted).
+- *attempt*: the time a judged face is in view, counted by the clock, not by the
+  track: it starts at the first judged frame (a face of at least ``min_face_px``)
+  and lasts while faces stay in view (gaps up to ``lost_after_s``), even when the
+  tracked box jumps to another place (a new track only restarts the k-of-n window
+  and the blink check).
+  It is accepted when at least ``k`` of the last ``n`` frames of one tracked face
+  match, are live and are *fresh* (not a bit-identical repeat of the frame before:
+  a real camera never repeats a frame; see edge/temporal.py); with ``require_blink``
+  the attempt must also have shown a blink (edge.temporal.blinked over its
+  eye-aspect ratios).  It **fails**, and is counted and audited, when it times out
+  (``attempt_timeout_s`` in view), and also when it ends early after any judged
+  frame: the face leaves for more than ``lost_after_s``, or a crowd interrupts it.
+  So a stranger cannot reset the count by shifting position (new track) or by
+  stepping out of view: every ``attempt_timeout_s`` in view, and every
+  appearance, costs one failed attempt.
 
 Rules, in order, for every frame:
 1. Backoff: after ``max_failed_attempts`` failed attempts in a row the door ignores
@@ -19,10 +27,11 @@ Rules, in order, for every frame:
    restart does not reset them.
 2. Cooldown: for ``unlock_cooldown_s`` after an unlock, faces are ignored.
 3. Faces smaller than ``min_face_px`` are ignored; no face left -> no attempt (the
-   current attempt ends once the face has been gone for ``lost_after_s``).
+   current attempt ends, and fails, once the face has been gone for ``lost_after_s``).
 4. More than one face in view -> deny at once (tailgating), unless
    ``multiple_faces = "largest"``; such a deny is recorded once per crowded
-   scene (not every frame) and not counted as a failed attempt.
+   scene (not every frame) and not counted as a failed attempt, but an attempt
+   it interrupts is.
 5. Accept (k of the last n frames are live matches of the SAME person) -> unlock,
    reset the failure counter, start the cooldown -- unless ``admit`` (the household's
    enabled flags and schedules) refuses that person now: then deny, naming them, with
@@ -40,6 +49,8 @@ import numpy as np
 
 from .geometry import iou
 from .temporal import blinked
+
+MAX_BACKOFF_DOUBLINGS = 32  # 30 s * 2**32 is far beyond any backoff_max_s
 
 
 @dataclass(frozen=True)
@@ -147,16 +158,17 @@ class DoorPolicy:
 
     def _end_attempt(self, reason: str, wall: float) -> list[Decision]:
         a, self.attempt = self.attempt, None
-        if a is None or a.frames < self.c.n:
-            return []  # abandoned: too short to judge
-        return [self._fail(a, reason, wall)]
+        if a is None or a.frames == 0:
+            return []
+        return [self._fail(a, reason, wall)]  # ended early after a judged frame: counted
 
     def _fail(self, a: _Attempt, reason: str, wall: float) -> Decision:
         s = self.state
         s.failed_attempts += 1
         if s.failed_attempts >= self.c.max_failed_attempts:
             s.lockouts += 1
-            s.backoff_until = wall + min(self.c.backoff_s * 2 ** (s.lockouts - 1), self.c.backoff_max_s)
+            doublings = min(s.lockouts - 1, MAX_BACKOFF_DOUBLINGS)  # 2 ** 1023 would overflow a float
+            s.backoff_until = wall + min(self.c.backoff_s * 2 ** doublings, self.c.backoff_max_s)
             s.failed_attempts = 0
             self._locked_reported = False
         self._save(s)
@@ -187,16 +199,16 @@ class DoorPolicy:
                 out += self._end_attempt("face left before acceptance", wall)
             return out
         if len(boxes) > 1 and c.multiple_faces == "deny":  # 4. tailgating
-            self.attempt = None
+            out += self._end_attempt("attempt interrupted by more faces", wall)
             if self._crowded:
-                return []
+                return out
             self._crowded = True
-            return [Decision("deny", f"{len(boxes)} faces in view", face_px=float(max(max(b[2], b[3]) for b in boxes)))]
+            return out + [Decision("deny", f"{len(boxes)} faces in view", face_px=float(max(max(b[2], b[3]) for b in boxes)))]
         box = _corners(max(boxes, key=lambda b: b[2] * b[3]))
         a = self.attempt
-        if a is not None and iou(a.box, box[None])[0] < c.track_iou:  # another face: a new attempt
-            out += self._end_attempt("face changed", wall)
-            a = None
+        if a is not None and iou(a.box, box[None])[0] < c.track_iou:  # another track: the clock runs on
+            a.window.clear()  # k of n and the blink must come from one tracked face
+            a.eye_ratios.clear()
         if a is None:
             a = self.attempt = _Attempt(box, f.t, f.t, deque(maxlen=c.n))
         a.box, a.last_seen = box, f.t

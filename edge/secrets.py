@@ -7,11 +7,10 @@ from __future__ import annotations
 import base64
 import json
 import os
-import stat
 from pathlib import Path
 
 from .errors import FacelatchError
-from .fileio import write_atomic
+from .fileio import check_trusted_file, write_atomic
 
 ENVELOPE = "facelatch-template-aesgcm"
 CREDENTIAL = "template-key"
@@ -43,14 +42,12 @@ def read_private(path, what: str) -> bytes:
     """The bytes of a secret file that only its owner may read (else a FacelatchError)."""
     path = Path(path)
     try:
-        st = path.stat()
+        check_trusted_file(path, what, private=True)
         raw = path.read_bytes()
     except FileNotFoundError:
         raise FacelatchError(f"{what} not found: {path}") from None
     except OSError as e:
         raise FacelatchError(f"cannot read {what} {path}: {e.strerror}") from None
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise FacelatchError(f"{what} {path} is readable by others (mode {stat.S_IMODE(st.st_mode):o}); chmod 600 it")
     return raw
 
 
@@ -90,7 +87,7 @@ def decrypt(blob: bytes, key: bytes | None, where: str) -> bytes:
                              f"systemd credential '{CREDENTIAL}')")
     try:
         d = json.loads(blob)
-        nonce, ct = base64.b64decode(d["nonce"]), base64.b64decode(d["ciphertext"])
+        nonce, ct = base64.b64decode(d["nonce"], validate=True), base64.b64decode(d["ciphertext"], validate=True)
     except (ValueError, KeyError, TypeError):
         raise FacelatchError(f"template {where} is corrupt (bad encrypted envelope); re-enroll") from None
     try:

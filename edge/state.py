@@ -1,9 +1,19 @@
-"""Persisted lockout state: a small JSON file in the state directory, written atomically."""
+"""Persisted lockout state: a small JSON file in the state directory, written atomically.
+
+Trust nothing in it (a Pi without a clock battery boots with a wrong date; the file
+can be edited): the counts must be non-negative integers, ``backoff_until`` a finite
+number, and a deadline further away than ``now + backoff_max_s`` is clamped to it.
+Anything else is *corrupt*: the file is kept aside (``lockout.corrupt``) and the door
+starts locked with a fresh backoff (fail closed).
+
+A failed save (``ENOSPC``, ``EROFS``, ``EACCES``...) never stops the door: the state
+stays in memory (the policy holds it) and :meth:`StateStore.flush` retries it."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -13,26 +23,101 @@ from .policy import LockoutState
 
 log = logging.getLogger("facelatch")
 
+MAX_COUNT = 1_000_000  # more failed attempts or lockouts than this is not a real history
+
+
+class CorruptState(ValueError):
+    pass
+
+
+def _reject_constant(name: str):
+    raise CorruptState(f"non-finite number {name}")
+
+
+def parse_state(text: str | bytes, now: float, backoff_max_s: float) -> LockoutState:
+    """A validated LockoutState, or CorruptState saying why not."""
+    try:
+        d = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise CorruptState(f"not JSON ({e.__class__.__name__})") from None
+    if not isinstance(d, dict) or set(d) != {"failed_attempts", "lockouts", "backoff_until"}:
+        raise CorruptState("not a lockout state object")
+    counts = d["failed_attempts"], d["lockouts"]
+    if not all(type(v) is int and 0 <= v <= MAX_COUNT for v in counts):
+        raise CorruptState(f"counts must be integers in [0, {MAX_COUNT}]")
+    try:
+        until = float(d["backoff_until"]) if type(d["backoff_until"]) in (int, float) else math.nan
+    except OverflowError:  # an integer beyond any float
+        until = math.nan
+    if not math.isfinite(until) or until < 0:
+        raise CorruptState("backoff_until must be a finite, non-negative number")
+    latest = now + backoff_max_s
+    if until > latest:
+        log.warning("lockout state: backoff deadline %.0f s ahead is beyond backoff_max_s; clamped to %.0f s "
+                    "(is the clock right?)", until - now, backoff_max_s)
+        until = latest
+    return LockoutState(counts[0], counts[1], float(until))
+
 
 class StateStore:
-    def __init__(self, path, corrupt_backoff_s: float = 30.0):
+    def __init__(self, path, corrupt_backoff_s: float = 30.0, backoff_max_s: float = 600.0):
         self.path = Path(path)
         self.corrupt_backoff_s = corrupt_backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.pending: LockoutState | None = None  # changed but not yet on disk
+        self._failing = False
+        self._next_try = 0.0
 
     def load(self) -> LockoutState:
+        now = time.time()
         try:
-            d = json.loads(self.path.read_text())
-            return LockoutState(int(d["failed_attempts"]), int(d["lockouts"]), float(d["backoff_until"]))
+            return parse_state(self.path.read_bytes(), now, self.backoff_max_s)
         except FileNotFoundError:
             return LockoutState()
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, CorruptState) as e:
             # Fail secure: an unreadable counter must not become a fresh start for an attacker.
             aside = self.path.with_suffix(".corrupt")
-            os.replace(self.path, aside)
-            log.error("lockout state %s unreadable (%s); moved to %s, starting with a %.0f s backoff",
-                      self.path, e.__class__.__name__, aside, self.corrupt_backoff_s)
-            return LockoutState(0, 1, time.time() + self.corrupt_backoff_s)
+            try:
+                os.replace(self.path, aside)
+                where = f"moved to {aside}"
+            except OSError as e2:
+                where = f"could not be moved aside ({e2.strerror})"
+            log.error("lockout state %s unusable (%s); %s; starting with a %.0f s backoff",
+                      self.path, e, where, self.corrupt_backoff_s)
+            state = LockoutState(0, 1, now + self.corrupt_backoff_s)
+            self.save(state)
+            return state
+
+    def remember(self, s: LockoutState) -> None:
+        """Note ``s`` to be written by the next :meth:`flush` (the daemon flushes after
+        the audit line, so a failure is on record before the counter is written)."""
+        self.pending = LockoutState(s.failed_attempts, s.lockouts, s.backoff_until)
+        self._next_try = 0.0
 
     def save(self, s: LockoutState) -> None:
-        write_atomic(self.path, json.dumps({"failed_attempts": s.failed_attempts, "lockouts": s.lockouts,
-                                            "backoff_until": s.backoff_until}).encode(), mode=0o600)
+        """Remember ``s`` and try to write it now (never raises)."""
+        self.remember(s)
+        self.flush()
+
+    def flush(self) -> bool:
+        """Write a pending state; on an OS error keep it and try again after a second.
+        True when nothing is left unwritten."""
+        if self.pending is None:
+            return True
+        now = time.monotonic()
+        if now < self._next_try:
+            return False
+        s = self.pending
+        try:
+            write_atomic(self.path, json.dumps({"failed_attempts": s.failed_attempts, "lockouts": s.lockouts,
+                                                "backoff_until": s.backoff_until}).encode(), mode=0o600)
+        except OSError as e:
+            if not self._failing:
+                log.error("cannot save the lockout state to %s (%s); kept in memory, retrying", self.path,
+                          e.strerror or e)
+            self._failing, self._next_try = True, now + 1.0
+            return False
+        if self._failing:
+            log.warning("lockout state saved again to %s", self.path)
+        self.pending, self._failing = None, False
+        return True

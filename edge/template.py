@@ -13,7 +13,7 @@ import numpy as np
 
 from . import secrets
 from .errors import FacelatchError
-from .fileio import write_atomic
+from .fileio import check_trusted_file, write_atomic
 
 FORMAT = "facelatch-template"
 VERSION = 1
@@ -60,6 +60,7 @@ class Template:
 def load_template(path, model_sha256: str | None = None, key: bytes | None = None) -> Template:
     path = Path(path)
     try:
+        check_trusted_file(path, "template")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise FacelatchError(f"no template at {path}: enroll first (facelatch enroll IMG... --template {path})") from None
@@ -69,7 +70,7 @@ def load_template(path, model_sha256: str | None = None, key: bytes | None = Non
         raw = secrets.decrypt(raw, key, str(path))
     try:
         d = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, an integer too long to convert, nested too deep
         raise FacelatchError(f"template {path} is corrupt (not JSON); re-enroll") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise FacelatchError(f"{path} is not a facelatch template")
@@ -78,7 +79,7 @@ def load_template(path, model_sha256: str | None = None, key: bytes | None = Non
     try:
         emb = np.asarray(d["embeddings"], np.float32)
         t = Template(str(d["model_sha256"]), emb, str(d["metric"]), str(d.get("created", "")), list(d.get("sources", [])))
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, OverflowError):
         raise FacelatchError(f"template {path} is corrupt (missing or malformed fields); re-enroll") from None
     if emb.ndim != 2 or len(emb) == 0 or not np.all(np.isfinite(emb)):
         raise FacelatchError(f"template {path} is corrupt (bad embeddings); re-enroll")
@@ -86,3 +87,27 @@ def load_template(path, model_sha256: str | None = None, key: bytes | None = Non
         raise FacelatchError(f"template {path} was made with another model (sha256 {t.model_sha256[:12]}…, "
                              f"this one is {model_sha256[:12]}…): re-enroll")
     return t
+
+
+def require_encrypted(path, key: bytes | None) -> None:
+    """With a key configured only an encrypted template may load: otherwise whoever can
+    write the file could enroll themselves."""
+    if key is None:
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 20)
+    except OSError:
+        return  # load_template says what is wrong with the file
+    if not secrets.is_encrypted(head):
+        raise FacelatchError(f"template {path} is not encrypted, but a key is configured: refusing it (whoever can "
+                             f"write it could enroll). Re-enroll with the key: facelatch enroll --force --key-file KEY")
+
+
+def check_against_card(t: Template, card, path) -> None:
+    """The template's embedding size and metric must be the encoder card's."""
+    emb = card.data.get("embedding", {})
+    dim, metric = emb.get("dim"), emb.get("metric")
+    if t.embeddings.shape[-1] != dim or t.metric != metric:
+        raise FacelatchError(f"template {path} holds {t.embeddings.shape[-1]}-D {t.metric} embeddings, but encoder "
+                             f"{card.data.get('name', card.path.name)} makes {dim}-D {metric} ones: re-enroll")

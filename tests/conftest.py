@@ -9,6 +9,10 @@ DEMO = ROOT / "edge" / "demo"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED = Path(os.environ.get("FACELATCH_SHARED", ROOT.parent / "shared"))
 
+# Files the tests write by hand must not come out group-writable (facelatch refuses such
+# templates) just because the machine's umask is 002.
+os.umask(0o022)
+
 
 @pytest.fixture(scope="session")
 def pipeline():

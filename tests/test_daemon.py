@@ -52,6 +52,7 @@ def setup_door(tmp_path, enrolled, frames, liveness=False, **policy):
     pol = "".join(f"{k} = {json.dumps(v)}\n" for k, v in policy.items())
     cfg = tmp_path / "config.toml"
     cfg.write_text(f'state_dir = "{state}"\n[liveness]\nenabled = {str(liveness).lower()}\n'
+                   f'[security]\nallow_insecure = {str(not liveness).lower()}\n'
                    f'[camera]\nsource = "images"\ndevice = "{seq}"\npace = false\n[policy]\n{pol}')
     return cfg, state
 
@@ -249,7 +250,10 @@ def test_command_actuator_runs_argv_and_logs_exit_code(tmp_path, enrolled, faces
     cfg.write_text(cfg.read_text() + f'[actuator]\nkind = "command"\ncommand = ["touch", "{marker}"]\n')
     run(str(cfg))
     assert marker.exists()
-    assert decisions(state, "unlock")[0]["exit_code"] == 0
+    kinds = [a["decision"] for a in audit(state)]
+    assert kinds.index("unlock") < kinds.index("actuator")  # on record before the door is driven
+    assert decisions(state, "unlock")[0]["actuator"] == "command"
+    assert decisions(state, "actuator")[0]["exit_code"] == 0
 
 
 def test_systemd_unit_verifies(tmp_path):

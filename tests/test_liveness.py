@@ -114,7 +114,7 @@ def test_installer_check_on_the_camera(tmp_path):
     for threshold, want_rc in ((0.0, 0), (0.999999, 1)):
         cfg = tmp_path / f"c{want_rc}.toml"
         cfg.write_text(f'[camera]\nsource = "images"\ndevice = "{seq}"\npace = false\n'
-                       f'[liveness]\nthreshold = {threshold}\n')
+                       f'[liveness]\nthreshold = {threshold}\n[security]\nallow_insecure = true\n')
         rc, out, err = run_cli("liveness", "--camera", "--config", cfg, "--seconds", "30", "--json")
         assert rc == want_rc, err
         summary = json.loads(out)

@@ -70,7 +70,8 @@ def door_config(tmp_path, household, frames, mqtt: str, pace=True, fps=30.0, loo
     shutil.copytree(household, state, dirs_exist_ok=True)
     seq = write_sequence(tmp_path / "frames", frames)
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'state_dir = "{state}"\n[liveness]\nenabled = {str(liveness).lower()}\n[actuator]\npulse_s = 0.3\n'
+    cfg.write_text(f'state_dir = "{state}"\n[liveness]\nenabled = {str(liveness).lower()}\n'
+                   f'[security]\nallow_insecure = {str(not liveness).lower()}\n[actuator]\npulse_s = 0.3\n'
                    f'[camera]\nsource = "images"\ndevice = "{seq}"\npace = {str(pace).lower()}\nfps = {fps}\n'
                    f'loop = {str(loop).lower()}\n[policy]\nunlock_cooldown_s = 0.0\nlost_after_s = 0.1\n{policy}'
                    f'[mqtt]\n{mqtt}')

@@ -52,10 +52,62 @@ def test_cooldown_after_unlock_and_success_resets_failures():
     assert [x.kind for x in d] == ["unlock"] and p.state.failed_attempts == 0
 
 
-def test_face_that_leaves_early_is_abandoned_not_failed():
+def test_face_that_leaves_early_after_a_judged_frame_is_a_failed_attempt():
     p = DoorPolicy(PolicyConfig(n=5, lost_after_s=0.2))
     d = feed(p, [([FACE], False)] * 3 + [([], False)] * 10)
-    assert d == [] and p.state.failed_attempts == 0
+    assert [x.kind for x in d] == ["deny"] and d[0].frames == 3 and p.state.failed_attempts == 1
+
+
+def _positions(step: int):
+    """A face that jumps to a new place (no box overlap: a new track) every ``step`` frames."""
+    spots = [(20.0 + 150 * (i % 4), 60.0, 120.0, 120.0) for i in range(4)]
+    return lambda i: spots[(i // step) % len(spots)]
+
+
+def test_dodge_by_shifting_position_is_counted_and_locks_out():
+    """The stranger moves to a new place every 4 frames (a new track each time):
+    the attempt clock runs on, so every attempt_timeout_s in view is one failure."""
+    cfg = PolicyConfig(n=5, attempt_timeout_s=5.0, max_failed_attempts=5, backoff_s=30)
+    p = DoorPolicy(cfg)
+    at = _positions(4)
+    d = feed(p, [([at(i)], False) for i in range(400)])  # 26.7 s in view at 15 fps
+    assert [x.kind for x in d] == ["deny"] * 5 + ["locked_out"]
+    assert all(x.reason == "attempt timed out" for x in d[:5])
+    assert p.state.lockouts == 1 and p.state.backoff_until > 1020
+
+
+def test_dodge_by_stepping_out_is_counted_and_locks_out():
+    """Four frames in view, then out of view for longer than lost_after_s, again and again."""
+    cfg = PolicyConfig(n=5, lost_after_s=1.0, max_failed_attempts=5, backoff_s=30)
+    p = DoorPolicy(cfg)
+    cycle = [([FACE], False)] * 4 + [([], False)] * 20  # 20 empty frames = 1.33 s away
+    d = feed(p, cycle * 35)  # 840 frames
+    assert [x.kind for x in d[:6]] == ["deny"] * 5 + ["locked_out"]  # within 7 cycles (11 s)
+    assert all(x.reason == "face left before acceptance" and x.frames == 4 for x in d[:5])
+    assert p.state.lockouts >= 2  # and again after the 30 s backoff: 56 s of tries, no free ones
+
+
+def test_crowd_interrupting_an_attempt_counts_it():
+    p = DoorPolicy(PolicyConfig())
+    d = feed(p, [([FACE], False)] * 3 + [([FACE, OTHER], False)] * 3)
+    assert [(x.kind, x.reason) for x in d] == [("deny", "attempt interrupted by more faces"),
+                                               ("deny", "2 faces in view")]
+    assert p.state.failed_attempts == 1
+
+
+def test_new_track_restarts_the_k_of_n_window():
+    """k matches must come from one tracked face: 2 here + 1 after a jump do not unlock."""
+    p = DoorPolicy(PolicyConfig(k=3, n=5))
+    at = _positions(2)
+    d = feed(p, [([at(i)], True) for i in range(2)] + [([at(2)], True)] + [([at(2)], False)] * 2)
+    assert [x.kind for x in d] == []
+
+
+def test_backoff_exponent_is_capped_at_huge_lockout_counts():
+    cfg = PolicyConfig(attempt_timeout_s=1.0, max_failed_attempts=1, backoff_s=30, backoff_max_s=600)
+    p = DoorPolicy(cfg, LockoutState(0, 5000, 0.0))
+    d = feed(p, [([FACE], False)] * 20)
+    assert d[0].kind == "deny" and 600 <= p.state.backoff_until - 1000 <= 602
 
 
 def test_liveness_gates_matches():
