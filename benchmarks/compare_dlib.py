@@ -237,7 +237,7 @@ def main():
         result["opencv_1_core"] = sub("opencv", [0], 1, str(ff), args)
     m = models_dir()
     result["models"] = {name: {"size_mb": model_size_mb(m / f"{name}.tflite"), "macs": tflite_macs(m / f"{name}.tflite")}
-                        for name in ("face_detection_short_range", "face_landmark", "facelatch_liveness_int8",
+                        for name in ("face_detection_short_range", "face_landmark", "facelatch_liveness",
                                      "facelatch_dlib_resnet_int8")}
     if args.float_encoder:
         from edge.modelcard import load_card
