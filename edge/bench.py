@@ -3,6 +3,8 @@ check a board: per-stage latency and end-to-end frames/s on 640x480 frames."""
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 from importlib import resources
 from pathlib import Path
@@ -11,6 +13,7 @@ import cv2
 import numpy as np
 
 from .pipeline import FacePipeline
+from .runtime import native_messages, runtime_description
 
 W, H = 640, 480
 
@@ -51,6 +54,35 @@ def demo_frames(pipe: FacePipeline) -> list[np.ndarray]:
     return frames
 
 
+def cpu_model() -> str:
+    """The board (a Pi's device-tree model) or the CPU's name, as the kernel reports it."""
+    try:
+        with open("/proc/device-tree/model", "rb") as f:
+            return f.read().rstrip(b"\0").decode("utf-8", "replace").strip()
+    except OSError:
+        pass
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "Hardware", "cpu model") and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def board(pipe: FacePipeline) -> dict:
+    """What the figures were measured on: CPU, cores, interpreter and whether XNNPACK runs."""
+    cores = os.cpu_count() or 0
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    return {"cpu": cpu_model(), "machine": platform.machine(), "cores": cores, "usable_cores": usable,
+            "interpreter": runtime_description(), "xnnpack": pipe.embedder.model.xnnpack,
+            "interpreter_said": native_messages(),
+            "numpy": np.__version__, "opencv": cv2.__version__,
+            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "unset")}
+
+
 def run_bench(threads: int = 1, seconds: float = 10.0) -> dict:
     pipe = FacePipeline(threads=threads)
     frames = demo_frames(pipe)
@@ -67,14 +99,22 @@ def run_bench(threads: int = 1, seconds: float = 10.0) -> dict:
             stages[k].append(1000 * (getattr(pipe.times, k) - v))
         n += 1
     total = np.array(stages["total"])
-    return {"frames": n, "threads": threads, "runtime": pipe.embedder.model.runtime, "frame_size": [W, H],
+    return {"board": board(pipe), "frames": n, "threads": threads, "runtime": pipe.embedder.model.runtime, "frame_size": [W, H],
             "fps": 1000 / float(np.mean(total)),
             "stages_ms": {k: {"median": float(np.median(v)), "p95": float(np.percentile(v, 95))}
                           for k, v in stages.items()}}
 
 
+def format_board(b: dict) -> str:
+    xnn = {True: "on", False: "off", None: "unknown"}[b["xnnpack"]]
+    return (f"board: {b['cpu']} ({b['machine']}), {b['cores']} cores ({b['usable_cores']} usable); "
+            f"{b['interpreter']}, XNNPACK {xnn}; numpy {b['numpy']} (BLAS threads {b['blas_threads']}), "
+            f"OpenCV {b['opencv']}"
+            + ("".join(f"\n  interpreter: {ln}" for ln in b["interpreter_said"][:4]) if b["xnnpack"] is not True else ""))
+
+
 def format_bench(r: dict) -> str:
-    lines = [f"facelatch bench: {r['frames']} frames of {r['frame_size'][0]}x{r['frame_size'][1]}, one face each, "
+    lines = [format_board(r["board"]), f"facelatch bench: {r['frames']} frames of {r['frame_size'][0]}x{r['frame_size'][1]}, one face each, "
              f"{r['threads']} thread(s), {r['runtime']}"]
     for k, v in r["stages_ms"].items():
         lines.append(f"  {k:<10} median {v['median']:7.2f} ms   p95 {v['p95']:7.2f} ms")

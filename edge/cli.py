@@ -12,14 +12,18 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from .config import RANGES
-from .decision import DEFAULT_FMR, distance, household_fmr
-from .errors import FacelatchError
-from .gallery import MIGRATED_NAME, Gallery, check_gallery_against_card, check_name, load_gallery
-from .images import DEFAULT_MAX_MP, check_image, list_images
-from .images import read_image as _read_image
-from .pipeline import DEFAULT_ENCODER, DEFAULT_LIVENESS, FaceFinder, FacePipeline
-from .template import default_template_path
+from .nativethreads import limit_native_threads
+
+limit_native_threads()  # before numpy is imported (by the modules below)
+
+from .config import RANGES  # noqa: E402
+from .decision import DEFAULT_FMR, distance, household_fmr  # noqa: E402
+from .errors import FacelatchError  # noqa: E402
+from .gallery import MIGRATED_NAME, Gallery, check_gallery_against_card, check_name, load_gallery  # noqa: E402
+from .images import DEFAULT_MAX_MP, check_image, list_images  # noqa: E402
+from .images import read_image as _read_image  # noqa: E402
+from .pipeline import DEFAULT_ENCODER, DEFAULT_LIVENESS, FaceFinder, FacePipeline  # noqa: E402
+from .template import default_template_path  # noqa: E402
 
 MAX_THREADS = RANGES["model.threads"][1]  # as in the daemon config; 100000 crashes the interpreter
 _max_mp = DEFAULT_MAX_MP  # --max-image-mp
@@ -438,41 +442,57 @@ def demo_images() -> Path:
     return Path(str(resources.files("edge") / "demo"))
 
 
-def cmd_demo(args) -> int:
+def demo_decisions(pipe: FacePipeline):
+    """Enroll from the bundled enroll images, then one decision dict per bundled probe."""
+    import numpy as np
+
     demo = demo_images()
     enroll = sorted(demo.glob("enroll/*"))
-    probes = sorted(demo.glob("probe/*"))
-    pipe = _pipeline(args, liveness=True)
-    print(f"facelatch demo: encoder {pipe.encoder_card.data['name']} ({pipe.embedder.model.runtime}), "
-          f"liveness {'on' if pipe.liveness else 'off'}, bundled images in {demo}")
     with tempfile.TemporaryDirectory() as tmp:
         gpath = Path(tmp) / "gallery.json"
-        embeddings = []
-        for p in enroll:
-            embeddings.append(_one_face(pipe, p).embedding)
-            print(f"  enroll    {p.name}")
-        import numpy as np
-
+        embeddings = [_one_face(pipe, p).embedding for p in enroll]
         demo_home = Gallery(pipe.model_sha256, pipe.encoder_card.data["embedding"]["metric"])
         demo_home.add("obama", np.stack(embeddings), [p.name for p in enroll])
         demo_home.save(gpath)
         gallery = load_gallery(gpath, pipe.model_sha256)
     fmr = DEFAULT_FMR
     matcher = gallery.identifier_of(["obama"], pipe.encoder_card, fmr)
-    print(f"verifying at FMR {fmr:g} (distance threshold {matcher.threshold:.3f}, from the model card)"
-          + (f"; liveness needs P(live) >= {pipe.liveness.threshold:.3f}" if pipe.liveness else "") + ":")
-    for p in probes:
+    decisions = []
+    for p in sorted(demo.glob("probe/*")):
         found = pipe.analyze(read_image(p))
-        if not found:
-            print(f"  no face    {p.name}")
+        d = {"probe": p.name, "faces": len(found), "decision": "no face", "fmr": fmr, "threshold": float(matcher.threshold)}
+        if found:
+            m = matcher.identify(found[0].embedding)
+            d.update(decision="match" if m.is_match else "no match", distance=float(m.distance))
+            if found[0].live_score is not None:
+                d.update(live_score=float(found[0].live_score), live_threshold=float(pipe.liveness.threshold),
+                         live=pipe.liveness.is_live(found[0].live_score))
+        decisions.append(d)
+    return [p.name for p in enroll], decisions
+
+
+def cmd_demo(args) -> int:
+    pipe = _pipeline(args, liveness=True)
+    if args.json:  # one line per probe, full precision (the cross-architecture check reads these)
+        for d in demo_decisions(pipe)[1]:
+            print(json.dumps(d))
+        return 0
+    print(f"facelatch demo: encoder {pipe.encoder_card.data['name']} ({pipe.embedder.model.runtime}), "
+          f"liveness {'on' if pipe.liveness else 'off'}, bundled images in {demo_images()}")
+    enrolled, decisions = demo_decisions(pipe)
+    for name in enrolled:
+        print(f"  enroll    {name}")
+    print(f"verifying at FMR {DEFAULT_FMR:g} (distance threshold {decisions[0]['threshold']:.3f}, from the model card)"
+          + (f"; liveness needs P(live) >= {pipe.liveness.threshold:.3f}" if pipe.liveness else "") + ":")
+    for d in decisions:
+        if d["decision"] == "no face":
+            print(f"  no face    {d['probe']}")
             continue
-        m = matcher.identify(found[0].embedding)
-        line = f"  {'MATCH' if m.is_match else 'no match':<9}  {p.name:<18} distance {m.distance:.3f}"
-        if found[0].live_score is not None:
-            live = pipe.liveness.is_live(found[0].live_score)
-            line += f"   P(live) {found[0].live_score:.2f} ({'live' if live else 'not live'})"
-        if len(found) > 1:
-            line += f"   {len(found)} faces in view: a door denies"
+        line = f"  {'MATCH' if d['decision'] == 'match' else 'no match':<9}  {d['probe']:<18} distance {d['distance']:.3f}"
+        if "live_score" in d:
+            line += f"   P(live) {d['live_score']:.2f} ({'live' if d['live'] else 'not live'})"
+        if d["faces"] > 1:
+            line += f"   {d['faces']} faces in view: a door denies"
         print(line)
     if pipe.liveness is not None:
         print("Liveness judges what a camera sees (a print or a screen held up to it); these are digital photos fed\n"
@@ -576,6 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("demo", help="enroll a person from bundled images and verify bundled probes")
+    s.add_argument("--json", action="store_true", help="one JSON line per probe (full-precision distance)")
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("run", help="the door daemon (systemd: Type=notify)")

@@ -1,16 +1,19 @@
 """The ONE place that picks a TFLite interpreter.
 
 Order: ``ai_edge_litert`` (LiteRT, int8 through XNNPACK, numpy 2) ->
-``tflite_runtime`` (older devices, e.g. 32-bit ARM) -> ``tensorflow.lite``
+``tflite_runtime`` (the `tflite` extra) -> ``tensorflow.lite``
 (a workstation that has TensorFlow and nothing else).
 """
 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import hashlib
 import os
 import sys
+import tempfile
+from importlib import metadata
 
 import numpy as np
 
@@ -33,31 +36,81 @@ def _interpreter_class():
 
         return importlib.import_module("tensorflow").lite.Interpreter, "tensorflow.lite"
     except ImportError:
-        raise FacelatchError("no TFLite interpreter found: pip install ai-edge-litert "
-                             "(or tflite-runtime on 32-bit ARM)") from None
+        raise FacelatchError("no TFLite interpreter found: pip install ai-edge-litert (x86-64, 64-bit ARM) or "
+                             "tflite-runtime; 32-bit Raspberry Pi OS is not supported (README)") from None
 
 
-@contextlib.contextmanager
-def _quiet_native_stderr():
-    """LiteRT prints 'INFO: Created TensorFlow Lite XNNPACK delegate' from C++ on
-    every interpreter; keep the CLI's stderr for our own one-line messages."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+# Everything the interpreter's native side said in this process (it logs some things,
+# like the XNNPACK line, only once per process), for `facelatch bench`.
+_NATIVE_MESSAGES: list[str] = []
+
+
+def native_messages() -> list[str]:
+    return list(_NATIVE_MESSAGES)
+
+
+class NativeLog:
+    """Captures what the interpreter's C++ side writes to stderr (fd 2) while it is
+    created: the CLI's stderr stays for our own one-line messages, yet nothing is
+    lost.  ``text`` holds the captured lines afterwards (shown when creation fails;
+    "XNNPACK delegate" in it says XNNPACK is on).  A native *crash* inside the block
+    is not hidden either: faulthandler writes the fatal signal and the Python
+    traceback to the real stderr."""
+
+    def __init__(self):
+        self.text = ""
+
+    @contextlib.contextmanager
+    def capture(self):
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):
+            yield self
+            return
+        handler_was_on = faulthandler.is_enabled()
+        real_stderr = os.fdopen(os.dup(saved), "w")
+        try:
+            with tempfile.TemporaryFile() as buf:
+                faulthandler.enable(file=real_stderr)
+                os.dup2(buf.fileno(), 2)
+                try:
+                    yield self
+                finally:
+                    os.dup2(saved, 2)
+                    buf.seek(0)
+                    self.text = buf.read().decode("utf-8", "replace")
+                    _NATIVE_MESSAGES.extend(self.lines()[:20 - len(_NATIVE_MESSAGES)])
+        finally:
+            os.close(saved)
+            faulthandler.disable()
+            if handler_was_on:
+                with contextlib.suppress(Exception):
+                    faulthandler.enable()
+            real_stderr.close()
+
+    def lines(self) -> list[str]:
+        return [ln for ln in self.text.splitlines() if ln.strip()]
+
+    @property
+    def xnnpack(self) -> bool:
+        return "XNNPACK" in self.text
 
 
 def runtime_name() -> str:
     return _interpreter_class()[1]
+
+
+DISTRIBUTIONS = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime", "tensorflow.lite": "tensorflow"}
+
+
+def runtime_description() -> str:
+    """The interpreter in use and its package version, e.g. "ai_edge_litert 2.3.0"."""
+    name = runtime_name()
+    try:
+        return f"{name} {metadata.version(DISTRIBUTIONS[name])}"
+    except (KeyError, metadata.PackageNotFoundError):
+        return name
 
 
 def sha256_file(path) -> str:
@@ -81,12 +134,15 @@ class TFLiteModel:
         if not os.path.isfile(path):
             raise FacelatchError(f"model file not found: {path}")
         Interpreter, self.runtime = _interpreter_class()
+        self.native_log = NativeLog()
         try:
-            with _quiet_native_stderr():
+            with self.native_log.capture():
                 self.interpreter = Interpreter(model_path=path, num_threads=max(1, int(threads)))
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
-            raise FacelatchError(f"not a usable TFLite model: {path} ({str(e).splitlines()[0]})") from None
+            native = " | ".join(ln.strip() for ln in self.native_log.lines())
+            raise FacelatchError(f"not a usable TFLite model: {path} ({str(e).splitlines()[0]})"
+                                 + (f"; the interpreter said: {native}" if native else "")) from None
         self.path = path
         inputs = self.interpreter.get_input_details()
         if len(inputs) != 1:
@@ -97,6 +153,15 @@ class TFLiteModel:
         self.input_dtype = self.input["dtype"]
         scale, zero = self.input.get("quantization", (0.0, 0))
         self._in_scale, self._in_zero = float(scale), int(zero)
+
+    @property
+    def xnnpack(self) -> bool | None:
+        """Whether XNNPACK runs (part of) this model: its delegate node is in the
+        execution plan.  None where the interpreter does not say."""
+        try:
+            return any(op.get("op_name") == "DELEGATE" for op in self.interpreter._get_ops_details())
+        except Exception:  # an interpreter without the (private) ops listing
+            return True if self.native_log.xnnpack else None
 
     @property
     def takes_raw_pixels(self) -> bool:

@@ -197,3 +197,29 @@ def test_old_single_person_template_is_migrated_by_the_cli(tmp_path):
     assert json.loads(path.read_text())["format"] == "facelatch-gallery"
     rc, out, err = run_cli("verify", DEMO / "probe/obama3.jpg", "--template", path, "--json")
     assert rc == 0 and json.loads(out)["decision"] == "match" and "single-person" not in err
+
+
+def test_bench_names_the_board_it_measured():
+    rc, out, err = run_cli("bench", "--seconds", "0.2", "--json")
+    assert rc == 0, err
+    board = json.loads(out)["board"]
+    assert board["cores"] >= 1 and board["cpu"] and board["machine"]
+    assert board["interpreter"].split()[0] in ("ai_edge_litert", "tflite_runtime", "tensorflow.lite")
+    assert board["xnnpack"] in (True, False, None)
+    from edge.bench import format_board
+
+    line = format_board(board).splitlines()[0]
+    assert line.startswith("board: ") and f"{board['cores']} cores" in line and "XNNPACK" in line
+
+
+def test_device_process_uses_one_blas_thread_unless_configured():
+    import subprocess
+    import sys
+
+    code = "import edge.cli, os; print(os.environ['OPENBLAS_NUM_THREADS'], os.environ['OMP_NUM_THREADS'])"
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=DEMO.parent.parent)
+    assert r.stdout.split() == ["1", "1"]
+    r = subprocess.run([sys.executable, "-c", code], env={**env, "OPENBLAS_NUM_THREADS": "3"},
+                       capture_output=True, text=True, cwd=DEMO.parent.parent)
+    assert r.stdout.split() == ["3", "1"]

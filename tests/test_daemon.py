@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import DEMO, ROOT
+from conftest import DEMO, ROOT, scaled
 from frames import crops, frame, write_sequence
 
 from edge import config as config_mod
@@ -118,10 +118,12 @@ def test_small_faces_are_ignored(tmp_path, enrolled, faces):
 
 def test_lockout_persists_across_restart(tmp_path, enrolled, faces):
     stranger = [frame(faces["biden"])] * 40  # attempts of 1 s at 15 fps -> 2 failures
-    cfg, state = setup_door(tmp_path, enrolled, stranger, attempt_timeout_s=1.0, max_failed_attempts=2)
+    # the backoff runs on the wall clock: scaled, so that under emulation it outlasts both runs
+    cfg, state = setup_door(tmp_path, enrolled, stranger, attempt_timeout_s=1.0, max_failed_attempts=2,
+                            backoff_s=scaled(30), backoff_max_s=scaled(300))
     run(str(cfg))
     lock = json.loads((state / "lockout.json").read_text())
-    assert lock["backoff_until"] > time.time() + 20 and lock["lockouts"] == 1
+    assert lock["backoff_until"] > time.time() + scaled(20) and lock["lockouts"] == 1
     # restart: the enrolled person now comes, but the backoff still holds
     write_sequence(tmp_path / "frames", [frame(faces["obama"])] * 10)
     for p in sorted((tmp_path / "frames").glob("*.jpg"))[10:]:
@@ -157,7 +159,7 @@ def test_notify_messages_arrive_on_the_socket(tmp_path, enrolled, faces):
     sock_path = str(tmp_path / "notify.sock")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     server.bind(sock_path)
-    server.settimeout(5)
+    server.settimeout(scaled(5))
     run(str(cfg), notifier=Notifier(sock_path))
     messages = []
     server.settimeout(0.2)
@@ -176,7 +178,7 @@ def _start_daemon(tmp_path, cfg):
     sock_path = str(tmp_path / "n.sock")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     server.bind(sock_path)
-    server.settimeout(30)
+    server.settimeout(scaled(30))
     env = {**os.environ, "NOTIFY_SOCKET": sock_path, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(cfg)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -192,8 +194,8 @@ def test_sigterm_exits_cleanly_within_two_seconds(tmp_path, enrolled, faces):
     time.sleep(0.5)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    rc = proc.wait(timeout=10)
-    assert rc == 0 and time.monotonic() - t0 < 2.0
+    rc = proc.wait(timeout=scaled(10))
+    assert rc == 0 and time.monotonic() - t0 < scaled(2.0)
     assert "Traceback" not in proc.stderr.read()
 
 
@@ -210,7 +212,7 @@ def test_sighup_reloads_config_and_template(tmp_path, enrolled, faces):
             assert "RELOADING=1" in got or "READY=1" in got or "WATCHDOG" in got or "STATUS" in got
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
+        proc.wait(timeout=scaled(10))
     assert "reloaded configuration and household" in proc.stderr.read()
 
 
@@ -240,7 +242,7 @@ def test_missing_template_is_a_clear_error(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'state_dir = "{tmp_path}"\n')
     r = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(cfg)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=scaled(60))
     assert r.returncode == 2 and "enroll first" in r.stderr and "Traceback" not in r.stderr
 
 
