@@ -73,3 +73,18 @@ def read_input(path, what: str) -> bytes:
         raise FacelatchError(f"{what} {path} is a directory, not a file") from None
     except OSError as e:
         raise FacelatchError(f"cannot read {what} {path}: {e.strerror or e}") from None
+
+
+def read_trusted_file(path: Path, what: str, missing: str) -> bytes:
+    """The bytes of a file only its owner can have written (``check_trusted_file``);
+    a missing file raises ``missing``, any other failure one line naming ``what``."""
+    from .errors import FacelatchError
+
+    try:
+        check_trusted_file(path, what)
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise FacelatchError(missing) from None
+    except OSError as e:
+        raise FacelatchError(f"cannot read {what} {path}: {e.strerror}") from None
+

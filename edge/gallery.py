@@ -22,7 +22,7 @@ from . import secrets
 from .decision import Identifier, household_fmr, person_reference
 from . import template as template_mod
 from .errors import FacelatchError
-from .fileio import check_trusted_file, write_atomic
+from .fileio import read_trusted_file, write_atomic
 from .schedule import Schedule
 from .template import Template
 
@@ -165,13 +165,7 @@ def load_gallery(path, model_sha256: str | None = None, key: bytes | None = None
     """The gallery at ``path``; a single-person template there is migrated (rewritten
     as a gallery, encrypted if it was, unless ``migrate`` is false) with a logged note."""
     path = Path(path)
-    try:
-        check_trusted_file(path, "gallery")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise FacelatchError(f"nobody is enrolled: no gallery at {path}; enroll first (facelatch enroll --name NAME IMG...)") from None
-    except OSError as e:
-        raise FacelatchError(f"cannot read gallery {path}: {e.strerror}") from None
+    raw = read_trusted_file(path, "gallery", f"nobody is enrolled: no gallery at {path}; enroll first (facelatch enroll --name NAME IMG...)")
     encrypted = secrets.is_encrypted(raw)
     if key is not None and not encrypted:  # also a single-person template: no plaintext file with a key
         raise FacelatchError(f"gallery {path} is not encrypted but a key is configured: refusing a file that anyone "

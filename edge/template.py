@@ -13,7 +13,7 @@ import numpy as np
 
 from . import secrets
 from .errors import FacelatchError
-from .fileio import check_trusted_file, write_atomic
+from .fileio import read_trusted_file, write_atomic
 
 FORMAT = "facelatch-template"
 VERSION = 1
@@ -59,13 +59,7 @@ class Template:
 
 def load_template(path, model_sha256: str | None = None, key: bytes | None = None) -> Template:
     path = Path(path)
-    try:
-        check_trusted_file(path, "template")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise FacelatchError(f"no template at {path}: enroll first (facelatch enroll IMG... --template {path})") from None
-    except OSError as e:
-        raise FacelatchError(f"cannot read template {path}: {e.strerror}") from None
+    raw = read_trusted_file(path, "template", f"no template at {path}: enroll first (facelatch enroll IMG... --template {path})")
     if secrets.is_encrypted(raw):
         raw = secrets.decrypt(raw, key, str(path))
     try:
