@@ -88,17 +88,32 @@ def door_run(pipe, template: Template, files: list[str], work: Path, extra: str)
         unlock_frames.append(count[0] + 1)
         return real_unlock(self)
 
+    looks = {"faces": 0, "second": 0}  # how often the door added the mirror (edge.secondlook)
+    real_analyze, real_complete = FacePipeline.analyze, FacePipeline.complete
+
+    def analyze(self, rgb, embed="largest", look="full"):
+        found = real_analyze(self, rgb, embed, look)
+        looks["faces"] += sum(r.first_look is not None for r in found)
+        return found
+
+    def complete(self, r):
+        looks["second"] += r.first_look is not None
+        return real_complete(self, r)
+
     actuators.LogActuator.unlock = unlock
+    FacePipeline.analyze, FacePipeline.complete = analyze, complete
     try:
         run(str(cfg), on_frame=lambda n: count.__setitem__(0, n))
     finally:
         actuators.LogActuator.unlock = real_unlock
+        FacePipeline.analyze, FacePipeline.complete = real_analyze, real_complete
     audit = state / "audit.jsonl"
     lines = [json.loads(x) for x in audit.read_text().splitlines()] if audit.exists() else []
     unlocks = [x for x in lines if x["decision"] == "unlock"]
     return {"frames": len(files), "unlocks": len(unlocks), "first_unlock_frame": unlock_frames[0] if unlock_frames else None,
             "denies": sum(x["decision"] == "deny" for x in lines),
-            "locked_out": sum(x["decision"] == "locked_out" for x in lines)}
+            "locked_out": sum(x["decision"] == "locked_out" for x in lines),
+            "first_looks": looks["faces"], "second_looks": looks["second"]}
 
 
 def main() -> int:
@@ -128,7 +143,9 @@ def main() -> int:
         results[subject] = {"enrolled_from": [Path(f).name for f in enroll], "live": live, "attack": attack}
         print(f"{subject:14s} live: {live['unlocks']:3d} unlocks in {live['frames']:4d} frames, first at frame "
               f"{live['first_unlock_frame']}; attack: {attack['unlocks']} unlocks in {attack['frames']} frames "
-              f"({attack['denies']} denied attempts, {attack['locked_out']} lockouts)", flush=True)
+              f"({attack['denies']} denied attempts, {attack['locked_out']} lockouts); second look on "
+              f"{live['second_looks']}/{live['first_looks']} live, {attack['second_looks']}/{attack['first_looks']} "
+              f"attack faces", flush=True)
     nuaa = {k: v for k, v in results.items() if k.startswith("nuaa:")}
     firsts = [v["live"]["first_unlock_frame"] for v in nuaa.values() if v["live"]["first_unlock_frame"]]
     summary = {"nuaa_subjects": len(nuaa), "nuaa_live_unlocked": sum(v["live"]["unlocks"] > 0 for v in nuaa.values()),
@@ -137,7 +154,11 @@ def main() -> int:
                "screen_sources_live_unlocked": sum(v["live"]["unlocks"] > 0 for k, v in results.items() if k not in nuaa),
                "screen_sources_attack_unlocks": sum(v["attack"]["unlocks"] for k, v in results.items() if k not in nuaa),
                "liveness": "off" if args.no_liveness else "require_blink" if args.require_blink else "default",
-               "encoder": pipe.encoder_card.data["name"]}
+               "encoder": pipe.encoder_card.data["name"],
+               "second_look_live_faces": [sum(v["live"]["second_looks"] for v in results.values()),
+                                          sum(v["live"]["first_looks"] for v in results.values())],
+               "second_look_attack_faces": [sum(v["attack"]["second_looks"] for v in results.values()),
+                                            sum(v["attack"]["first_looks"] for v in results.values())]}
     print(json.dumps(summary))
     if args.json:
         Path(args.json).write_text(json.dumps({"summary": summary, "subjects": results}, indent=1))

@@ -32,6 +32,7 @@ from .errors import FacelatchError
 from .gallery import check_gallery_against_card, load_gallery
 from .mqtt import make_bridge
 from .pipeline import FacePipeline
+from .secondlook import SecondLook
 from .policy import DoorPolicy, FrameResult
 from .secrets import find_key_file, read_key
 from .state import StateStore
@@ -80,6 +81,7 @@ class Door:
         check_gallery_against_card(self.gallery, self.pipeline.encoder_card, gallery_path)
         self.pipeline.encoder_card.threshold(cfg.model.fmr, exact=True)  # the system FMR must be a card row
         self.identifier = self.gallery.identifier(self.pipeline.encoder_card, cfg.model.fmr)
+        self.second_look = SecondLook(self.pipeline)
         self.comparison_fmr = household_fmr(cfg.model.fmr, len(self.identifier.names))
         self.store = StateStore(cfg.state_path("lockout.json"), cfg.policy.backoff_s, cfg.policy.backoff_max_s)
         self.policy = DoorPolicy(cfg.policy, self.store.load(), self.store.remember, self.gallery.admits,
@@ -95,7 +97,7 @@ class Door:
     def judge(self, frame) -> FrameResult:
         """Faces and who the largest face is; any error -> no faces judged as a match."""
         try:
-            found = self.pipeline.analyze(frame.rgb)
+            found = self.pipeline.analyze(frame.rgb, look="first")
             boxes = [tuple(float(v) for v in r.face.box) for r in found]
             self.refused = None
             if not found or found[0].embedding is None:
@@ -104,7 +106,7 @@ class Door:
                 self.refused = found[0].quality
                 return FrameResult(frame.t, boxes if len(boxes) > 1 else [])
             face = found[0]
-            m = self.identifier.identify(face.embedding)
+            m = self.second_look.identify(face, self.identifier)
             score = face.live_score
             live = None if score is None else self.pipeline.liveness.is_live(score)
             fresh = self.novelty.fresh(face.live_patch if face.live_patch is not None else face.chip)

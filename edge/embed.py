@@ -19,7 +19,10 @@ class Embedder:
     Follows the card: pixels go in as the model expects (RGB 0..255, quantized by
     the input tensor's own parameters); with ``flip`` the chip and its mirror image
     are both embedded and averaged (test-time augmentation); the result is
-    L2-normalized when the card's metric says so."""
+    L2-normalized when the card's metric says so.
+
+    ``first_look(chip)`` runs the chip alone, without the mirror (half the cost; what
+    edge.secondlook judges first); ``embed(chip, first=...)`` completes it."""
 
     def __init__(self, card: ModelCard, threads: int = 1):
         self.card = card
@@ -38,8 +41,17 @@ class Embedder:
             raise FacelatchError(f"{self.card.model_path.name}: embedding has {out.size} values, card says {self.dim}")
         return out
 
-    def embed(self, chip: np.ndarray) -> np.ndarray:
-        e = self._once(chip)
+    def finish(self, raw: np.ndarray) -> np.ndarray:
+        """A raw model output (or mean of outputs) as the card's embedding."""
+        return (l2_normalize(raw) if self.normalize else raw).astype(np.float32)
+
+    def first_look(self, chip: np.ndarray) -> np.ndarray:
+        """The raw output for the chip alone, without the mirror (``finish`` it to judge)."""
+        return self._once(chip)
+
+    def embed(self, chip: np.ndarray, first: np.ndarray | None = None) -> np.ndarray:
+        """``first``: this chip's ``first_look``, reused instead of run again."""
+        e = self._once(chip) if first is None else first
         if self.flip:
             e = (e + self._once(np.ascontiguousarray(chip[:, ::-1]))) / 2
-        return (l2_normalize(e) if self.normalize else e).astype(np.float32)
+        return self.finish(e)

@@ -31,6 +31,7 @@ class FaceResult:
     live_score: float | None = None  # P(live); None when liveness is off
     live_patch: np.ndarray | None = None  # what the liveness model saw
     quality: Quality | None = None  # None when the encoder card has no quality limits (or the gate is off)
+    first_look: np.ndarray | None = None  # set while ``embedding`` is a first look only (edge.secondlook)
 
 
 @dataclass
@@ -122,8 +123,10 @@ class FacePipeline:
     def model_sha256(self) -> str:
         return self.encoder_card.sha256
 
-    def analyze(self, rgb: np.ndarray, embed: str = "largest") -> list[FaceResult]:
-        """``embed``: "largest", "all" or "none"."""
+    def analyze(self, rgb: np.ndarray, embed: str = "largest", look: str = "full") -> list[FaceResult]:
+        """``embed``: "largest", "all" or "none".  ``look="first"``: embed the chip
+        alone when the card averages it with its mirror; the caller completes the
+        embedding (``complete``) where that can matter, see edge.secondlook."""
         results = self.finder.find(rgb, chips=embed)
         for r in results:
             if r.chip is not None:
@@ -134,7 +137,18 @@ class FacePipeline:
                     r.live_patch = self.liveness.patch(rgb, r.face)
                     r.live_score = self.liveness.score_patch(r.live_patch)
                 t1 = time.perf_counter()
-                r.embedding = self.embedder.embed(r.chip)
+                if look == "first" and self.embedder.flip:
+                    r.first_look = self.embedder.first_look(r.chip)
+                    r.embedding = self.embedder.finish(r.first_look)
+                else:
+                    r.embedding = self.embedder.embed(r.chip)
                 self.times.liveness += t1 - t0
                 self.times.embed += time.perf_counter() - t1
         return results
+
+    def complete(self, r: FaceResult) -> None:
+        """Turn a first-look face into the card's full (flip-averaged) embedding."""
+        if r.first_look is not None:
+            t0 = time.perf_counter()
+            r.embedding, r.first_look = self.embedder.embed(r.chip, first=r.first_look), None
+            self.times.embed += time.perf_counter() - t0
