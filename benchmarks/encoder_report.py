@@ -10,6 +10,12 @@ Sources and splits (by identity, fixed):
 - CelebA fit identities: even CelebA identity numbers; CelebA held-out: odd ones.
 The card's thresholds come from LFW fit + CelebA fit impostors; the fusion weight
 from CelebA fit identities only.
+
+A fused card (kind "fusion", edge.fusion) is scored like any encoder: its embedding
+is built from its members' cached raw outputs with the card's own weights, exactly as
+edge.fusion.FusedEmbedder builds it on the device.  The weight search:
+
+    python benchmarks/encoder_report.py --lfw ../shared/data/lfw --fusion-weight
 """
 
 from __future__ import annotations
@@ -44,14 +50,27 @@ class FaceSet:
                     if not f.name.endswith("__faces.npz")}
 
     def embeddings(self, encoder: str, flip: bool = True) -> np.ndarray:
-        """L2-normalized (N, dim); encoder "fusion:W" = sqrt(W) * dlib ++ sqrt(1-W) * sface, whose cosine
-        distance is W * d_dlib + (1 - W) * d_sface."""
-        if encoder.startswith("fusion:"):
-            w = float(encoder.split(":")[1])
-            return np.concatenate([np.sqrt(w) * self.embeddings(DLIB, flip),
-                                   np.sqrt(1 - w) * self.embeddings(SFACE, flip)], axis=1)
+        """L2-normalized (N, dim).  A fused card's members (or "fusion:W" = W dlib + (1 - W) SFace):
+        [sqrt(w_1) e_1, sqrt(w_2) e_2, ...], whose cosine distance is sum_i w_i d_i (edge.fusion)."""
+        members = fusion_members(encoder)
+        if members:
+            return np.concatenate([np.sqrt(w) * self.embeddings(m, flip) for m, w in members], axis=1)
         r = self.raw[encoder]
         return unit(r[:, 0] + r[:, 1]) if flip else unit(r[:, 0])  # as edge.embed.Embedder
+
+
+def fusion_members(encoder: str) -> list[tuple[str, float]]:
+    """[(member name, weight)] of a fused encoder ("fusion:W", or a fused card's name), else []."""
+    if encoder.startswith("fusion:"):
+        w = float(encoder.split(":")[1])
+        return [(DLIB, w), (SFACE, 1 - w)]
+    from edge.modelcard import load_card, models_dir
+
+    path = models_dir() / f"{encoder}.json"
+    if not path.is_file():
+        return []
+    card = load_card(path)
+    return [(m.data["name"], w) for m, w in card.members]
 
 
 def cosine_pairs(e: np.ndarray, labels: np.ndarray):
@@ -140,6 +159,8 @@ def main():
     ap.add_argument("--encoders", nargs="+", default=[DLIB, SFACE])
     ap.add_argument("--no-flip", action="store_true")
     ap.add_argument("--fusion", action="store_true", help="add score-level fusion (weight fitted on CelebA fit ids)")
+    ap.add_argument("--fusion-weight", action="store_true",
+                    help="only the fusion weight search (TAR at FMR 1e-4 on CelebA fit ids), then exit")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--dark", action="store_true", help="dark probes: FMR with and without the quality gate")
     ap.add_argument("--from-json", type=Path, help="reuse an earlier --json result instead of recomputing the tables")
@@ -147,6 +168,11 @@ def main():
                     help="write the fitted thresholds (and, with --dark, the quality limits) into the encoders' cards")
     args = ap.parse_args()
     encoders = list(args.encoders)
+    if args.fusion_weight:
+        w, grid = fusion_weight(args.cache, not args.no_flip)
+        print("fusion weight search (dlib weight: TAR@1e-4 on CelebA fit ids): "
+              + ", ".join(f"{a:.1f}: {100 * b:.2f} %" for a, b in grid) + f"\nchosen dlib weight {w:.1f}")
+        return
     if args.fusion and not args.from_json:
         w, grid = fusion_weight(args.cache, not args.no_flip)
         print("fusion weight search (dlib weight, TAR@1e-4 on CelebA fit ids): "
@@ -172,7 +198,7 @@ def main():
                   f"| {cs['fit_lfw_only']['fmr_celeba_heldout']:.2e} | {cs['fit_celeba_only']['fmr_lfw_eval_people']:.2e} |")
     flip = not args.no_flip
     for enc in encoders if args.dark else []:
-        if enc.startswith("fusion"):
+        if enc.startswith("fusion:"):
             continue
         t = next(r["distance"] for r in res[enc]["thresholds"] if r["fmr"] == 1e-4)
         q = dark_quality(args.cache, enc, t, flip)
@@ -200,7 +226,7 @@ def write_cards(res: dict, args) -> None:
     from edge.modelcard import load_card, models_dir
 
     for enc, r in res.items():
-        if enc.startswith("fusion"):
+        if enc.startswith("fusion:"):
             continue
         card = load_card(models_dir() / f"{enc}.json")
         data = dict(card.data)
@@ -218,7 +244,7 @@ def write_cards(res: dict, args) -> None:
                           f"identities ({ip['celeba_heldout']:,} impostor pairs), neither in the fit",
             "rows": r["thresholds"]}
         ev["lfw_pipeline_10fold"] = {"accuracy": round(r["lfw_accuracy"], 5), "std": round(r["lfw_accuracy_std"], 5),
-                                     "flip_average": data["embedding"]["flip_average"]}
+                                     "flip_average": not args.no_flip}
         if "dark" in r and r["dark"]["limits"]["brightness"] is not None:
             q = r["dark"]
             data["quality"] = {

@@ -175,6 +175,30 @@ def write_card_figures(card, result: dict, metric: str) -> None:
     write_json_atomic(card.path, data)
 
 
+def cmd_fuse(args) -> int:
+    from edge.modelcard import load_card
+
+    from .card import fused_card, write_json_atomic
+
+    if len(args.cards) < 2 or len(args.weights) != len(args.cards):
+        raise FacelatchError("fuse needs at least two encoder cards and one weight per card")
+    if not all(0 < w < 1 for w in args.weights) or abs(sum(args.weights) - 1) > 1e-9:
+        raise FacelatchError(f"weights {args.weights} must be in (0, 1) and sum to 1")
+    members = [(load_card(c, kind="encoder"), w) for c, w in zip(args.cards, args.weights)]
+    out = Path(args.out)
+    if any(c.path.parent.resolve() != out.parent.resolve() for c, _ in members):
+        raise FacelatchError(f"the member cards must be in the fused card's folder ({out.parent})")
+    data = fused_card(out.stem, members, args.weight_chosen_on)
+    if out.exists():  # keep what was measured for exactly this fusion (thresholds, evaluation, quality)
+        old = json.loads(out.read_text())
+        if old.get("sha256") == data["sha256"]:
+            data.update({k: v for k, v in old.items() if k not in data or k == "thresholds"})
+    write_json_atomic(out, data)
+    terms = " + ".join(f"{w:g} x {c.data['name']}" for c, w in members)
+    print(f"wrote {out}: {terms} (sha256 {data['sha256'][:12]}…)")
+    return 0
+
+
 def _alignment(path) -> dict:
     """An alignment block from an alignment JSON or from an encoder card."""
     d = json.loads(Path(path).read_text())
@@ -394,6 +418,13 @@ def main(argv=None) -> int:
     s.add_argument("--scores", help="save the per-frame scores (.npz)")
     s.add_argument("--write-card", action="store_true", help="store the threshold and figures in the card")
     s.set_defaults(func=cmd_evaluate_liveness)
+
+    s = sub.add_parser("fuse", help="a fused encoder card (score-level fusion of encoder cards; no new model)")
+    s.add_argument("cards", nargs="+", help="member encoder cards (.json), in order, all in the output's folder")
+    s.add_argument("--weights", type=float, nargs="+", required=True, help="one per member, summing to 1")
+    s.add_argument("--weight-chosen-on", required=True, help="what data the weights were chosen on (for the card)")
+    s.add_argument("-o", "--out", required=True, help="output card, e.g. models/facelatch_fusion_int8.json")
+    s.set_defaults(func=cmd_fuse)
 
     s = sub.add_parser("evaluate", help="LFW 10-fold through the device pipeline; FMR thresholds for the card")
     s.add_argument("model", help="encoder card (.json, for its .tflite) or a .keras model")

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .pipeline import FacePipeline
+from .pipeline import DEFAULT_ENCODER, FacePipeline
 from .runtime import native_messages, runtime_description
 
 W, H = 640, 480
@@ -77,14 +77,14 @@ def board(pipe: FacePipeline) -> dict:
     cores = os.cpu_count() or 0
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
     return {"cpu": cpu_model(), "machine": platform.machine(), "cores": cores, "usable_cores": usable,
-            "interpreter": runtime_description(), "xnnpack": pipe.embedder.model.xnnpack,
+            "interpreter": runtime_description(), "xnnpack": pipe.embedder.xnnpack,
             "interpreter_said": native_messages(),
             "numpy": np.__version__, "opencv": cv2.__version__,
             "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "unset")}
 
 
-def run_bench(threads: int = 1, seconds: float = 10.0) -> dict:
-    pipe = FacePipeline(threads=threads)
+def run_bench(threads: int = 1, seconds: float = 10.0, encoder: str = DEFAULT_ENCODER) -> dict:
+    pipe = FacePipeline(encoder, threads=threads)
     frames = demo_frames(pipe)
     stages = {k: [] for k in ("detect", "landmarks", "align", "liveness", "embed", "total")}
     t_end = time.perf_counter() + seconds
@@ -99,7 +99,8 @@ def run_bench(threads: int = 1, seconds: float = 10.0) -> dict:
             stages[k].append(1000 * (getattr(pipe.times, k) - v))
         n += 1
     total = np.array(stages["total"])
-    return {"board": board(pipe), "frames": n, "threads": threads, "runtime": pipe.embedder.model.runtime, "frame_size": [W, H],
+    return {"board": board(pipe), "encoder": pipe.encoder_card.data["name"], "frames": n, "threads": threads,
+            "runtime": pipe.embedder.runtime, "frame_size": [W, H],
             "fps": 1000 / float(np.mean(total)),
             "stages_ms": {k: {"median": float(np.median(v)), "p95": float(np.percentile(v, 95))}
                           for k, v in stages.items()}}
@@ -115,7 +116,7 @@ def format_board(b: dict) -> str:
 
 def format_bench(r: dict) -> str:
     lines = [format_board(r["board"]), f"facelatch bench: {r['frames']} frames of {r['frame_size'][0]}x{r['frame_size'][1]}, one face each, "
-             f"{r['threads']} thread(s), {r['runtime']}"]
+             f"{r['threads']} thread(s), {r['runtime']}, encoder {r['encoder']}"]
     for k, v in r["stages_ms"].items():
         lines.append(f"  {k:<10} median {v['median']:7.2f} ms   p95 {v['p95']:7.2f} ms")
     lines.append(f"  end to end: {r['fps']:.1f} frames/s")

@@ -433,7 +433,7 @@ def _liveness_camera(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import format_bench, run_bench
 
-    r = run_bench(args.threads, args.seconds)
+    r = run_bench(args.threads, args.seconds, args.encoder)
     print(json.dumps(r) if args.json else format_bench(r))
     return 0
 
@@ -477,7 +477,7 @@ def cmd_demo(args) -> int:
         for d in demo_decisions(pipe)[1]:
             print(json.dumps(d))
         return 0
-    print(f"facelatch demo: encoder {pipe.encoder_card.data['name']} ({pipe.embedder.model.runtime}), "
+    print(f"facelatch demo: encoder {pipe.encoder_card.data['name']} ({pipe.embedder.runtime}), "
           f"liveness {'on' if pipe.liveness else 'off'}, bundled images in {demo_images()}")
     enrolled, decisions = demo_decisions(pipe)
     for name in enrolled:

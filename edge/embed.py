@@ -31,9 +31,17 @@ class Embedder:
         self.dim = int(emb["dim"])
         self.normalize = bool(emb.get("normalize", False))
         self.flip = bool(emb.get("flip_average", False))
-        size = int(card.data["input"]["size"])
+        self.size = size = int(card.data["input"]["size"])
         if self.model.input_shape[1:3] != (size, size):
             raise FacelatchError(f"{card.model_path.name}: input {self.model.input_shape} does not match card size {size}")
+
+    @property
+    def runtime(self) -> str:
+        return self.model.runtime
+
+    @property
+    def xnnpack(self) -> bool | None:
+        return self.model.xnnpack
 
     def _once(self, chip: np.ndarray) -> np.ndarray:
         out = self.model.run(self.model.pixels(chip))[0].reshape(-1)

@@ -11,11 +11,11 @@ import numpy as np
 
 from .align import Aligner
 from .detect import Detector, Face
-from .embed import Embedder
+from .fusion import encoder_stages
 from .images import read_image  # noqa: F401  (re-exported: edge.pipeline.read_image)
 from .landmarks import FaceMesh
 from .liveness import Liveness
-from .modelcard import load_card, models_dir
+from .modelcard import ENCODER_KINDS, load_card, models_dir
 from .quality import Quality, QualityGate
 
 DEFAULT_ENCODER = "facelatch_sface_int8"
@@ -108,10 +108,10 @@ class FacePipeline:
                  liveness: str | Path | None = DEFAULT_LIVENESS, live_threshold: float | None = None,
                  full_range_fallback: bool = True, quality: bool = True):
         models = Path(models) if models else models_dir()
-        self.encoder_card = load_card(_card_path(encoder, models), kind="encoder")
+        self.encoder_card = load_card(_card_path(encoder, models), kind=ENCODER_KINDS)
         self.quality = QualityGate.from_card(self.encoder_card) if quality else None
-        self.finder = FaceFinder(Aligner.from_card(self.encoder_card), threads, models, full_range_fallback)
-        self.embedder = Embedder(self.encoder_card, threads)
+        aligner, self.embedder = encoder_stages(self.encoder_card, threads)
+        self.finder = FaceFinder(aligner, threads, models, full_range_fallback)
         self.liveness = (Liveness(load_card(_card_path(liveness, models), kind="liveness"), threads, live_threshold)
                          if liveness else None)
 

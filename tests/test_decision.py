@@ -43,7 +43,7 @@ def test_every_shipped_card_matches_its_model():
     assert len(cards) >= 4
     for c in cards:
         card = load_card(c)
-        assert card.kind in {"encoder", "detector", "landmarks", "liveness"}
+        assert card.kind in {"encoder", "fusion", "detector", "landmarks", "liveness"}
         assert json.loads(c.read_text())["provenance"]
 
 
@@ -54,11 +54,11 @@ def test_household_fmr_divides_the_target_by_the_household():
     assert household_fmr(1e-4, 0) == 1e-4
 
 
-@pytest.mark.parametrize("encoder", ["facelatch_dlib_resnet_int8", "facelatch_sface_int8"])
+@pytest.mark.parametrize("encoder", ["facelatch_dlib_resnet_int8", "facelatch_sface_int8", "facelatch_fusion_int8"])
 def test_card_covers_households_up_to_20_at_the_default(encoder):
     from edge.decision import DEFAULT_FMR, household_fmr
 
-    card = load_card(models_dir() / f"{encoder}.json", kind="encoder")
+    card = load_card(models_dir() / f"{encoder}.json", kind=("encoder", "fusion"))
     thresholds = [card.threshold(household_fmr(DEFAULT_FMR, n)) for n in (1, 2, 5, 10, 20)]
     assert thresholds == sorted(thresholds, reverse=True) and len(set(thresholds)) == 5
     with pytest.raises(FacelatchError, match="no threshold"):
