@@ -139,6 +139,36 @@ def report(cache: Path, lfw: Path, encoders: list[str], flip: bool) -> dict:
     return out
 
 
+def paired_tar(cache: Path, lfw: Path, encoders: list[str], fmr: float = 1e-4) -> dict:
+    """Two encoders on the SAME genuine pairs, each at its own card's ``fmr`` row: how many
+    pairs only one of them accepts, and the two-sided exact sign-test (McNemar) p-value."""
+    from math import comb
+
+    from edge.modelcard import load_card, models_dir
+
+    t = [load_card(models_dir() / f"{e}.json").threshold(fmr, exact=True) for e in encoders]
+    celeba, lfw_set = FaceSet(cache, "celeba"), FaceSet(cache, "lfw")
+    held = (np.array([int(lab[6:]) for lab in celeba.labels]) % 2 == 1) & celeba.found
+    index = {k: i for i, k in enumerate(lfw_set.keys)}
+    same = [p for p in read_pairs(lfw / "pairs.txt") if p.same]
+    ia, ib = np.array([index[p.a] for p in same]), np.array([index[p.b] for p in same])
+    out = {}
+    for name, accepted in (
+            ("pairs_txt", [np.sum(E[ia] * E[ib], axis=1) >= 1 - th
+                           for E, th in ((lfw_set.embeddings(e), th) for e, th in zip(encoders, t))]),
+            ("celeba_heldout", [cosine_pairs(celeba.embeddings(e)[held], celeba.labels[held])[0] <= th
+                                for e, th in zip(encoders, t)])):
+        a, b = accepted
+        only_a, only_b = int(np.sum(a & ~b)), int(np.sum(b & ~a))
+        n, k = only_a + only_b, min(only_a, only_b)
+        p = min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+        out[name] = {"pairs": int(len(a)), "tar": [float(a.mean()), float(b.mean())], "only": [only_a, only_b], "p": p}
+        print(f"{name}: {len(a):,} genuine pairs at the {fmr:g} rows; TAR {100 * a.mean():.2f} % ({encoders[0]}) vs "
+              f"{100 * b.mean():.2f} % ({encoders[1]}); accepted only by the first {only_a}, only by the second "
+              f"{only_b}; sign test p = {p:.2g}")
+    return out
+
+
 def fusion_weight(cache: Path, flip: bool, grid=np.linspace(0, 1, 11)) -> tuple[float, list]:
     """The dlib weight maximising TAR at FMR 1e-4 on CelebA FIT identities only."""
     celeba = FaceSet(cache, "celeba")
@@ -159,15 +189,22 @@ def main():
     ap.add_argument("--encoders", nargs="+", default=[DLIB, SFACE])
     ap.add_argument("--no-flip", action="store_true")
     ap.add_argument("--fusion", action="store_true", help="add score-level fusion (weight fitted on CelebA fit ids)")
+    ap.add_argument("--paired", nargs=2, metavar=("A", "B"),
+                    help="only: TAR of two encoder cards on the same genuine pairs at their 1e-4 rows, sign test")
     ap.add_argument("--fusion-weight", action="store_true",
                     help="only the fusion weight search (TAR at FMR 1e-4 on CelebA fit ids), then exit")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--dark", action="store_true", help="dark probes: FMR with and without the quality gate")
+    ap.add_argument("--dark-limits", type=int, nargs=2, metavar=("BRIGHTNESS", "CONTRAST"),
+                    help="--dark: also the FMR at these limits (e.g. another card's), for comparison")
     ap.add_argument("--from-json", type=Path, help="reuse an earlier --json result instead of recomputing the tables")
     ap.add_argument("--write-card", action="store_true",
                     help="write the fitted thresholds (and, with --dark, the quality limits) into the encoders' cards")
     args = ap.parse_args()
     encoders = list(args.encoders)
+    if args.paired:
+        paired_tar(args.cache, args.lfw, list(args.paired))
+        return
     if args.fusion_weight:
         w, grid = fusion_weight(args.cache, not args.no_flip)
         print("fusion weight search (dlib weight: TAR@1e-4 on CelebA fit ids): "
@@ -201,7 +238,7 @@ def main():
         if enc.startswith("fusion:"):
             continue
         t = next(r["distance"] for r in res[enc]["thresholds"] if r["fmr"] == 1e-4)
-        q = dark_quality(args.cache, enc, t, flip)
+        q = dark_quality(args.cache, enc, t, flip, other_limits=args.dark_limits)
         res[enc]["dark"] = q
         print(f"\n{enc} dark probes vs normal gallery at the 1e-4 threshold {t:.4f}; gate limits {q['limits']} "
               f"(chosen on darktune)")
@@ -215,6 +252,9 @@ def main():
               f"({a['impostor_pairs']:,} impostor pairs) | gate: FMR {b['fmr']:.2e} TAR {100 * b['tar']:.2f} %")
         for k, v in q["normal_faces"].items():
             print(f"  normal faces refused ({k}): {v['refused']} of {v['faces']}")
+        for k, v in q.get("other_limits", {}).get("dark_vs_dark", {}).items():
+            print(f"  at --dark-limits {q['other_limits']['limits']}: {k}, dark vs dark: judged {v['judged']}/{v['faces']}, "
+                  f"FMR {v['fmr']:.2e} ({v['impostor_pairs']:,} impostor pairs), TAR {100 * v['tar']:.2f} %")
     if args.write_card:
         write_cards(res, args)
     if args.json:
@@ -273,7 +313,8 @@ def cross_distances(a: np.ndarray, la: np.ndarray, b: np.ndarray, lb: np.ndarray
     return np.concatenate(gen), np.concatenate(imp)
 
 
-def dark_quality(cache: Path, encoder: str, threshold: float, flip: bool, fmr: float = 1e-4) -> dict:
+def dark_quality(cache: Path, encoder: str, threshold: float, flip: bool, fmr: float = 1e-4,
+                 other_limits: tuple[int, int] | None = None) -> dict:
     """Dark faces (benchmarks/dark_faces.py): FMR at the card's ``fmr`` threshold without and
     with a brightness/contrast gate, for dark probes against dark references (enrolled and
     seen in the dark: the hard case) and against normal references.  The limits are chosen
@@ -322,7 +363,9 @@ def dark_quality(cache: Path, encoder: str, threshold: float, flip: bool, fmr: f
             "limits": {"brightness": b, "contrast": c} if ok else {"brightness": None, "contrast": None},
             "no_gate": {"dark_vs_dark": {k: vs_dark(k, 0, 0) for k in sets}, "dark_vs_normal": vs_normal("darkeval", 0, 0)},
             "gate": {"dark_vs_dark": {k: vs_dark(k, b, c) for k in sets}, "dark_vs_normal": vs_normal("darkeval", b, c)},
-            "normal_faces": normal}
+            "normal_faces": normal,
+            **({"other_limits": {"limits": dict(zip(("brightness", "contrast"), other_limits)),
+                                 "dark_vs_dark": {k: vs_dark(k, *other_limits) for k in sets}}} if other_limits else {})}
 
 if __name__ == "__main__":
     main()

@@ -208,3 +208,20 @@ def test_the_door_runs_the_fusion_from_its_config(tmp_path):
     assert run(str(cfg)) == 0
     unlocks = [a for a in audit(state) if a["decision"] == "unlock"]
     assert len(unlocks) == 1 and unlocks[0]["model_sha256"] == pipe.model_sha256
+
+
+def test_convert_fuse_rebuilds_the_shipped_identity_and_keeps_the_measured_rows(tmp_path, card, capsys):
+    from convert.cli import main
+
+    d = _models_copy(tmp_path)
+    members = [str(d / f"{m.data['name']}.json") for m, _ in card.members]
+    weights = [str(w) for _, w in card.members]
+    out = d / f"{FUSION}.json"
+    assert main(["fuse", *members, "--weights", *weights, "--weight-chosen-on", "test", "-o", str(out)]) == 0
+    rebuilt = load_card(out, kind=ENCODER_KINDS)
+    assert rebuilt.sha256 == card.sha256 and rebuilt.thresholds() == card.thresholds()  # same fusion: rows kept
+    assert main(["fuse", *members, "--weights", "0.5", "0.5", "--weight-chosen-on", "test", "-o", str(out)]) == 0
+    other = load_card(out, kind=ENCODER_KINDS)
+    assert other.sha256 != card.sha256 and other.thresholds() == []  # another weight: nothing measured carries over
+    assert main(["fuse", *members, "--weights", "0.5", "0.6", "--weight-chosen-on", "t", "-o", str(out)]) == 2
+    assert "sum to 1" in capsys.readouterr().err
