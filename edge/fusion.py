@@ -21,6 +21,7 @@ import numpy as np
 
 from .align import Aligner
 from .embed import Embedder
+from .errors import FacelatchError
 
 
 class FusedAligner:
@@ -46,6 +47,9 @@ class FusedEmbedder:
         self.card = card
         self.members = [(Embedder(m, threads), float(w)) for m, w in card.members]
         self.dim = sum(e.dim for e, _ in self.members)
+        if self.dim != card.data.get("embedding", {}).get("dim"):
+            raise FacelatchError(f"fused card {card.path.name}: its members make {self.dim}-D embeddings, the card says "
+                                 f"{card.data.get('embedding', {}).get('dim')}")
 
     @property
     def runtime(self) -> str:
