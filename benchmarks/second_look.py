@@ -30,14 +30,20 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.encoder_report import DLIB, SFACE, FaceSet, unit  # noqa: E402
-from edge.modelcard import load_card, models_dir  # noqa: E402
+from benchmarks.encoder_report import DLIB, SFACE, FaceSet, fusion_members, unit  # noqa: E402
+from edge.modelcard import ENCODER_KINDS, load_card, models_dir  # noqa: E402
 
 STEP = 0.005
 
 
 def looks(fs: FaceSet, encoder: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(first look, full embedding, labels) of the faces found, unit vectors."""
+    """(first look, full embedding, labels) of the faces found, unit vectors; for a fused
+    card, its members' looks weighted and concatenated (as edge.fusion.FusedEmbedder)."""
+    members = fusion_members(encoder)
+    if members:
+        parts = [(np.sqrt(w), looks(fs, m)) for m, w in members]
+        return (np.concatenate([s * lk[0] for s, lk in parts], axis=1),
+                np.concatenate([s * lk[1] for s, lk in parts], axis=1), parts[0][1][2])
     r = fs.raw[encoder][fs.found].astype(np.float64)
     return unit(r[:, 0]), unit(r[:, 0] + r[:, 1]), fs.labels[fs.found]
 
@@ -100,7 +106,7 @@ def main():
     tune, held = FaceSet(args.cache, "lfw"), FaceSet(args.cache, "celeba")
     out = {}
     for enc in args.encoders:
-        card = load_card(models_dir() / f"{enc}.json", kind="encoder")
+        card = load_card(models_dir() / f"{enc}.json", kind=ENCODER_KINDS)
         b = band_on(tune, enc)
         c = check_on(held, enc, b["band"], card.data["thresholds"])
         out[enc] = {"tuning_lfw": b, "held_out_celeba": c}

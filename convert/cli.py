@@ -189,10 +189,11 @@ def cmd_fuse(args) -> int:
     if any(c.path.parent.resolve() != out.parent.resolve() for c, _ in members):
         raise FacelatchError(f"the member cards must be in the fused card's folder ({out.parent})")
     data = fused_card(out.stem, members, args.weight_chosen_on)
-    if out.exists():  # keep what was measured for exactly this fusion (thresholds, evaluation, quality)
+    if out.exists():  # keep what was measured for exactly this fusion (thresholds, evaluation, quality, band)
         old = json.loads(out.read_text())
         if old.get("sha256") == data["sha256"]:
             data.update({k: v for k, v in old.items() if k not in data or k == "thresholds"})
+            data["embedding"] = {**old.get("embedding", {}), **data["embedding"]}
     write_json_atomic(out, data)
     terms = " + ".join(f"{w:g} x {c.data['name']}" for c, w in members)
     print(f"wrote {out}: {terms} (sha256 {data['sha256'][:12]}…)")

@@ -41,12 +41,16 @@ class FusedAligner:
 class FusedEmbedder:
     """``embed(fused chip) -> (sum of member dims,) float32``: each member's chip taken
     back out of the fused chip and embedded by that member; the unit embeddings
-    scaled by sqrt(weight) and concatenated."""
+    scaled by sqrt(weight) and concatenated.
+
+    ``first_look`` / ``finish`` / ``embed(chip, first=...)`` as edge.embed.Embedder's
+    (edge.secondlook): the first look is every member's chip alone, without its mirror."""
 
     def __init__(self, card, threads: int = 1):
         self.card = card
         self.members = [(Embedder(m, threads), float(w)) for m, w in card.members]
         self.dim = sum(e.dim for e, _ in self.members)
+        self.flip = any(e.flip for e, _ in self.members)
         if self.dim != card.data.get("embedding", {}).get("dim"):
             raise FacelatchError(f"fused card {card.path.name}: its members make {self.dim}-D embeddings, the card says "
                                  f"{card.data.get('embedding', {}).get('dim')}")
@@ -60,13 +64,29 @@ class FusedEmbedder:
         said = [e.xnnpack for e, _ in self.members]
         return None if None in said else all(said)
 
-    def embed(self, chip: np.ndarray) -> np.ndarray:
-        parts, x = [], 0
-        for member, w in self.members:
-            s = member.size
-            parts.append(np.sqrt(w) * member.embed(np.ascontiguousarray(chip[:s, x:x + s])))
-            x += s
-        return np.concatenate(parts).astype(np.float32)
+    def _chips(self, chip: np.ndarray) -> list[np.ndarray]:
+        out, x = [], 0
+        for member, _ in self.members:
+            out.append(np.ascontiguousarray(chip[:member.size, x:x + member.size]))
+            x += member.size
+        return out
+
+    def _split(self, raw: np.ndarray) -> list[np.ndarray]:
+        return np.split(raw, np.cumsum([e.dim for e, _ in self.members])[:-1])
+
+    def _fuse(self, parts) -> np.ndarray:
+        return np.concatenate([np.sqrt(w) * e for (_, w), e in zip(self.members, parts)]).astype(np.float32)
+
+    def first_look(self, chip: np.ndarray) -> np.ndarray:
+        """The members' raw outputs for their chips alone, concatenated."""
+        return np.concatenate([m.first_look(c) for (m, _), c in zip(self.members, self._chips(chip))])
+
+    def finish(self, raw: np.ndarray) -> np.ndarray:
+        return self._fuse(m.finish(r) for (m, _), r in zip(self.members, self._split(raw)))
+
+    def embed(self, chip: np.ndarray, first: np.ndarray | None = None) -> np.ndarray:
+        firsts = self._split(first) if first is not None else [None] * len(self.members)
+        return self._fuse(m.embed(c, first=f) for (m, _), c, f in zip(self.members, self._chips(chip), firsts))
 
 
 def encoder_stages(card, threads: int = 1):

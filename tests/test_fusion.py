@@ -220,8 +220,29 @@ def test_convert_fuse_rebuilds_the_shipped_identity_and_keeps_the_measured_rows(
     assert main(["fuse", *members, "--weights", *weights, "--weight-chosen-on", "test", "-o", str(out)]) == 0
     rebuilt = load_card(out, kind=ENCODER_KINDS)
     assert rebuilt.sha256 == card.sha256 and rebuilt.thresholds() == card.thresholds()  # same fusion: rows kept
+    assert rebuilt.data["embedding"] == card.data["embedding"] and rebuilt.data["quality"] == card.data["quality"]
     assert main(["fuse", *members, "--weights", "0.5", "0.5", "--weight-chosen-on", "test", "-o", str(out)]) == 0
     other = load_card(out, kind=ENCODER_KINDS)
     assert other.sha256 != card.sha256 and other.thresholds() == []  # another weight: nothing measured carries over
+    assert "second_look_band" not in other.data["embedding"] and "quality" not in other.data
     assert main(["fuse", *members, "--weights", "0.5", "0.6", "--weight-chosen-on", "t", "-o", str(out)]) == 2
     assert "sum to 1" in capsys.readouterr().err
+
+
+def test_first_look_and_completion_equal_the_full_fused_embedding(card, embedded):
+    """The door's first look (edge.secondlook) for a fused card: every member's chip
+    alone; completed, it is the full fused embedding."""
+    from edge.fusion import FusedEmbedder
+    from edge.pipeline import FacePipeline
+
+    fused = FusedEmbedder(card)
+    chip = embedded["fused chip"]
+    first = fused.first_look(chip)
+    np.testing.assert_allclose(fused.embed(chip, first=first), embedded[FUSION][0], atol=1e-6)
+    quick = fused.finish(first)
+    assert abs(np.linalg.norm(quick) - 1) < 1e-5 and 0 < distance(quick, embedded[FUSION][0], "cosine") < 0.05
+    pipe = FacePipeline(FUSION, liveness=None)
+    r = pipe.analyze(read_image(FACES[0]), look="first")[0]
+    assert r.first_look is not None
+    pipe.complete(r)
+    np.testing.assert_allclose(r.embedding, embedded[FUSION][0], atol=1e-6)
