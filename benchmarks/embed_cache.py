@@ -31,6 +31,33 @@ from edge.quality import measure  # noqa: E402
 QUALITY = ("face_px", "brightness", "contrast", "sharpness", "yaw", "pitch")
 
 
+def find_face(finder: FaceFinder, rgb: np.ndarray):
+    """(landmarks, quality row in QUALITY order) of the largest face, or None."""
+    faces = finder.detect(rgb)
+    if not faces:
+        return None
+    landmarks, _ = finder.mesh.landmarks(rgb, faces[0])
+    q = measure(rgb, faces[0].box, landmarks)
+    return landmarks, [q[k] for k in QUALITY]
+
+
+def embed_chip_and_mirror(aligner: Aligner, embedder: Embedder, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(2, dim): the encoder's raw output for the face's chip and for its mirror image."""
+    chip = aligner.chip(rgb, landmarks)
+    return np.stack([embedder._once(chip), embedder._once(np.ascontiguousarray(chip[:, ::-1]))])
+
+
+def save_faces(path: Path, keys, labels, found, quality, landmarks, **extra) -> None:
+    np.savez_compressed(path, keys=np.array(keys), labels=np.array(labels), found=found, quality=quality,
+                        quality_names=np.array(QUALITY), landmarks=landmarks, **extra)
+
+
+def save_raw(out: Path, name: str, card, raw: np.ndarray) -> Path:
+    path = out / f"{name}__{card.data['name']}.npz"
+    np.savez_compressed(path, raw=raw, sha256=card.sha256)
+    return path
+
+
 def images(kind: str, root: Path) -> tuple[list[Path], list[str]]:
     if kind == "celeba":
         from convert.data import celeba
@@ -74,30 +101,22 @@ def main():
         quality = np.zeros((n, len(QUALITY)), np.float32)
         landmarks = np.zeros((n, 468, 2), np.float32)
         for i, p in enumerate(paths):
-            rgb = read_image(p)
-            faces = finder.detect(rgb)
-            if faces:
+            face = find_face(finder, read_image(p))
+            if face is not None:
                 found[i] = True
-                landmarks[i], _ = finder.mesh.landmarks(rgb, faces[0])
-                q = measure(rgb, faces[0].box, landmarks[i])
-                quality[i] = [q[k] for k in QUALITY]
+                landmarks[i], quality[i] = face
             if i % 1000 == 0:
                 print(f"faces: {i}/{n} images, {time.time() - t0:.0f} s", flush=True)
-        np.savez_compressed(faces_file, keys=np.array([f"{p.parent.name}/{p.name}" for p in paths]),
-                            labels=np.array(labels), found=found, quality=quality, quality_names=np.array(QUALITY),
-                            landmarks=landmarks)
+        save_faces(faces_file, [f"{p.parent.name}/{p.name}" for p in paths], labels, found, quality, landmarks)
         print(f"wrote {faces_file}: {found.sum()} of {n} faces found, {time.time() - t0:.0f} s", flush=True)
     for card in cards:
         aligner, embedder = Aligner.from_card(card), Embedder(card)
         raw = np.zeros((n, 2, embedder.dim), np.float32)
         for i in np.flatnonzero(found):
-            chip = aligner.chip(read_image(paths[i]), landmarks[i])
-            raw[i, 0] = embedder._once(chip)
-            raw[i, 1] = embedder._once(np.ascontiguousarray(chip[:, ::-1]))
+            raw[i] = embed_chip_and_mirror(aligner, embedder, read_image(paths[i]), landmarks[i])
             if i % 1000 == 0:
                 print(f"{card.data['name']}: {i}/{n} images, {time.time() - t0:.0f} s", flush=True)
-        out = args.out / f"{name}__{card.data['name']}.npz"
-        np.savez_compressed(out, raw=raw, sha256=card.sha256)
+        out = save_raw(args.out, name, card, raw)
         print(f"wrote {out}, {time.time() - t0:.0f} s", flush=True)
 
 if __name__ == "__main__":

@@ -49,12 +49,16 @@ def _pipeline(args, liveness: bool = False) -> FacePipeline:
 
 
 def _one_face(pipe: FacePipeline, path: Path):
-    """The single face of an enrollment image, or a FacelatchError naming the file."""
+    """The single face of an enrollment image, good enough to be judged (the encoder
+    card's quality limits), or a FacelatchError naming the file and the failed measure."""
     found = pipe.analyze(read_image(path))
     if not found:
         raise FacelatchError(f"{path}: no face found")
     if len(found) > 1:
         raise FacelatchError(f"{path}: {len(found)} faces found; an enrollment image must show exactly one")
+    q = found[0].quality
+    if q is not None and not q.ok:
+        raise FacelatchError(f"{path}: face too poor to enroll ({q.reason}); nothing written")
     return found[0]
 
 
@@ -96,9 +100,11 @@ def _camera_embeddings(args, pipe: FacePipeline) -> tuple[list, list[str]]:
             found = pipe.analyze(frame.rgb)
             sharp = (cv2.Laplacian(cv2.cvtColor(found[0].chip, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
                      if len(found) == 1 else 0.0)
+            poor = found[0].quality if len(found) == 1 and found[0].quality and not found[0].quality.ok else None
             note = ("no face" if not found else f"{len(found)} faces: only you in view, please" if len(found) > 1 else
                     "come closer" if found[0].face.size < cfg.policy.min_face_px else
-                    "hold still (blurred)" if sharp < args.min_sharpness else "")
+                    "hold still (blurred)" if sharp < args.min_sharpness else
+                    f"face quality: {poor.reason}" if poor else "")
             if not note:
                 got.append(found[0].embedding)
                 print(f"\rcaptured {len(got)}/{args.frames}" + " " * 30, end="", file=sys.stderr, flush=True)

@@ -1,0 +1,346 @@
+"""Quality-gate limits for sharpness, size and pose, measured per encoder card, and the
+full gate checked on held-out people.
+
+Data (caches from benchmarks/embed_cache.py and benchmarks/degraded_faces.py):
+- sharpness: real faces blurred (Gaussian, motion, down-then-up) at 5 levels (``sharp_*``);
+- face_px: real faces scaled down whole (``small_*``);
+- yaw, pitch: the real, undegraded LFW and CelebA faces binned by their own landmarks.
+Tuning people: LFW people not in pairs.txt and even CelebA identities; held-out people:
+LFW pairs.txt people and odd CelebA identities (dark LFW: benchmarks/dark_faces.py).
+
+Rule (fixed on tuning data, before any held-out figure was looked at).  ``t`` is the
+card's FMR 1e-4 distance.  The tuning faces of one measure are binned by its measured value
+(pooled over LFW and CelebA; pairs never cross sources).  Per bin:
+  FMR_ref  = impostor pairs (probe in the bin, every undegraded face of other tuning
+             people of its source) at or below t;
+  FMR_pair = impostor pairs with both faces in the bin (both poor) at or below t;
+  TAR      = genuine pairs (probe in the bin, the person's other undegraded images).
+A bin is MEASURED with >= 100,000 probe-reference impostor pairs and >= 30 genuine pairs
+(FMR_pair is used where it has >= 100,000 pairs: >= 20 impostors expected at the bar).
+A bin FAILS when it is not measured, or FMR_ref or FMR_pair > 2e-4 (2x the row), or TAR
+< half the TAR of the undegraded tuning faces (collapse).  Going outward from the median
+of the undegraded faces, the limit is the inner edge of the first failing bin (sharpness,
+face_px: a lower limit; |yaw|: yaw within +-limit; pitch: both sides).  So a face is
+judged only where the FMR was measured to hold.
+
+    python benchmarks/quality_limits.py --cache build/emb --lfw ../shared/data/lfw [--write-cards]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.encoder_report import DLIB, SFACE, FaceSet  # noqa: E402
+from convert.lfw import people, read_pairs  # noqa: E402
+
+ROW, FMR_BAR, MIN_IMPOSTORS, MIN_GENUINE = 1e-4, 2e-4, 100_000, 30
+EDGES = {
+    "sharpness": [0, 5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100, 130, 170, 220, 300, np.inf],
+    "face_px": [0, 10, 12, 14, 16, 18, 20, 22, 24, 27, 30, 34, 38, 44, 50, 60, np.inf],
+    "yaw": [0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.8, np.inf],  # |yaw|
+    "pitch": [-np.inf, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, np.inf],
+}
+DEGRADED = {"sharpness": "sharp", "face_px": "small"}
+
+
+class Group:
+    """Probes (a degraded set, or undegraded faces) of one source/split with the undegraded
+    reference faces of the same people set."""
+
+    def __init__(self, probes: FaceSet, refs: FaceSet, ref_mask: np.ndarray, encoder: str, sources=None):
+        self.q = {k: v for k, v in probes.quality.items()}
+        self.found, self.labels = probes.found, probes.labels
+        self.sources = probes.keys if sources is None else sources
+        self.E = probes.embeddings(encoder)
+        m = ref_mask & refs.found
+        self.R, self.rl, self.rk = refs.embeddings(encoder)[m], refs.labels[m], refs.keys[m]
+        self.ref_q = {k: v[m] for k, v in refs.quality.items()}
+
+    def counts(self, t: float, probe: np.ndarray, refs: np.ndarray | None = None) -> dict:
+        """Pair counts at distance <= t: the probes (mask) against the references (mask,
+        default all: impostors, and genuine pairs of another image of the person) and among
+        themselves (impostor pairs, each once)."""
+        out = dict(ref_imp=0, ref_fm=0, gen=0, gen_ok=0, pair_imp=0, pair_fm=0)
+        idx = np.flatnonzero(probe & self.found)
+        R, rl, rk = (self.R, self.rl, self.rk) if refs is None else (self.R[refs], self.rl[refs], self.rk[refs])
+        for s in range(0, len(idx), 512):
+            i = idx[s:s + 512]
+            d = 1 - self.E[i] @ R.T
+            same = self.labels[i, None] == rl[None, :]
+            gen = same & (self.sources[i, None] != rk[None, :])
+            out["ref_imp"] += int((~same).sum())
+            out["ref_fm"] += int((d[~same] <= t).sum())
+            out["gen"] += int(gen.sum())
+            out["gen_ok"] += int((d[gen] <= t).sum())
+            d = 1 - self.E[i] @ self.E[idx].T
+            imp = (self.labels[i, None] != self.labels[idx][None, :]) & (i[:, None] < idx[None, :])
+            out["pair_imp"] += int(imp.sum())
+            out["pair_fm"] += int((d[imp] <= t).sum())
+        return out
+
+
+def rates(c: dict) -> dict:
+    r = dict(c)
+    r["fmr_ref"] = c["ref_fm"] / c["ref_imp"] if c["ref_imp"] else None
+    r["fmr_pair"] = c["pair_fm"] / c["pair_imp"] if c["pair_imp"] else None
+    r["tar"] = c["gen_ok"] / c["gen"] if c["gen"] else None
+    return r
+
+
+def add(a: dict, b: dict) -> dict:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in set(a) | set(b)}
+
+
+def value(g: Group, measure: str) -> np.ndarray:
+    v = g.q[measure]
+    return np.abs(v) if measure == "yaw" else v
+
+
+def fails(r: dict, tar0: float) -> bool:
+    if r["ref_imp"] < MIN_IMPOSTORS or r["gen"] < MIN_GENUINE:
+        return True  # not measured: no evidence that faces here can be judged
+    pair = r["fmr_pair"] if r["pair_imp"] >= MIN_IMPOSTORS else 0.0
+    return r["fmr_ref"] > FMR_BAR or pair > FMR_BAR or r["tar"] < tar0 / 2
+
+
+def bins(groups: list[Group], measure: str, t: float, tar0: float) -> list[dict]:
+    edges, out = EDGES[measure], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        c, faces = {}, 0
+        for g in groups:
+            v = value(g, measure)
+            inside = (v >= lo) & (v < hi)
+            faces += int((inside & g.found).sum())
+            c = add(c, g.counts(t, inside))
+        r = rates(c)
+        out.append({"bin": [lo, None if np.isinf(hi) else hi], "faces": faces, **r, "fails": fails(r, tar0)})
+    return out
+
+
+def choose(measure: str, table: list[dict], centre: float) -> list:
+    """[low, high]: the inner edges of the first failing bins below and above ``centre``
+    (None: no failing bin on that side)."""
+    below = [b for b in table if b["fails"] and _hi(b) <= centre]
+    above = [b for b in table if b["fails"] and b["bin"][0] >= centre]
+    inside = [b for b in table if b["fails"] and b["bin"][0] < centre < _hi(b)]
+    if inside:
+        raise SystemExit(f"{measure}: the bin of the typical face fails; no limit can be set")
+    low = float(max(_hi(b) for b in below)) if below else None
+    high = float(min(b["bin"][0] for b in above)) if above else None
+    if measure == "yaw":
+        return [None if high is None else -high, high]
+    return [low, None] if measure in DEGRADED else [low, high]  # blur and size only ever lower a measure
+
+
+def _hi(b: dict) -> float:
+    return np.inf if b["bin"][1] is None else b["bin"][1]
+
+
+def fit(sets: dict, encoder: str, t: float, measures=("sharpness", "face_px", "yaw", "pitch")) -> dict:
+    """Limits from the tuning groups."""
+    tune = {src: sets[src]["tune"] for src in ("lfw", "celeba")}
+    tar0_c = {}
+    for src, g in tune.items():  # undegraded tuning faces vs the person's other images
+        tar0_c = add(tar0_c, g["normal"].counts(t, np.ones(len(g["normal"].found), bool)))
+    tar0 = rates(tar0_c)["tar"]
+    out = {"tar_undegraded_tuning": tar0, "limits": {}, "bins": {}}
+    for measure in measures:
+        groups = [g[DEGRADED[measure]] if measure in DEGRADED else g["normal"] for g in tune.values()]
+        table = bins(groups, measure, t, tar0)
+        centre = float(np.median(np.concatenate([value(g, measure)[g.found] for g in (x["normal"] for x in tune.values())])))
+        out["limits"][measure] = choose(measure, table, centre)
+        out["bins"][measure] = table
+    return out
+
+
+def judged(q: dict, limits: dict) -> np.ndarray:
+    ok = np.ones(len(next(iter(q.values()))), bool)
+    for name, (low, high) in limits.items():
+        if low is not None:
+            ok &= q[name] >= low
+        if high is not None:
+            ok &= q[name] <= high
+    return ok
+
+
+def check(sets: dict, encoder: str, t: float, limits: dict) -> dict:
+    """The full gate (``limits``) vs no gate, per source and degradation, on held-out people
+    (and, labelled, on tuning people); references are undegraded faces the gate accepts
+    (enrolment applies it)."""
+    out = {}
+    for src in ("lfw", "celeba"):
+        for split in ("eval", "tune"):
+            g = sets[src][split]
+            ref_ok = judged(g["normal"].ref_q, limits)
+            for deg in ("sharp", "small", "dark", "normal"):
+                if deg not in g:
+                    continue
+                p = g[deg]
+                gate = judged(p.q, limits) & p.found
+                row = {"faces": int(p.found.sum()), "judged": int(gate.sum())}
+                for name, m, refs in (("no_gate", p.found, None), ("gate", gate, ref_ok)):
+                    r = rates(p.counts(t, m, refs))
+                    row[name] = {k: r[k] for k in ("ref_imp", "fmr_ref", "pair_imp", "fmr_pair", "gen", "tar")}
+                out[f"{src}{split}/{deg}"] = row
+    return out
+
+
+def refused(cache: Path, limits: dict) -> dict:
+    out = {}
+    for src in ("lfw", "celeba"):
+        s = FaceSet(cache, src)
+        ok = judged(s.quality, limits)
+        first = {}
+        for name, lim in limits.items():
+            first[name] = int((s.found & ~judged(s.quality, {name: lim})).sum())
+        out[src] = {"faces": int(s.found.sum()), "refused": int((s.found & ~ok).sum()), "by_measure": first}
+    return out
+
+
+def load_sets(cache: Path, lfw: Path, encoder: str) -> dict:
+    eval_people = list(people(read_pairs(lfw / "pairs.txt")))
+    sets = {}
+    for src in ("lfw", "celeba"):
+        normal = FaceSet(cache, src)
+        if src == "lfw":
+            ev = np.isin(normal.labels, eval_people)
+        else:
+            ev = np.array([int(lab[6:]) % 2 == 1 for lab in normal.labels])
+        sets[src] = {}
+        for split, mask in (("eval", ev), ("tune", ~ev)):
+            g = {"normal": Group(_subset(normal, mask), normal, mask, encoder)}
+            for deg in ("sharp", "small", "dark"):
+                name = f"{deg}_{src}{split}"
+                if (cache / f"{name}__faces.npz").exists():
+                    fs = FaceSet(cache, name)
+                    g[deg] = Group(fs, normal, mask, encoder, np.load(cache / f"{name}__faces.npz")["source"])
+            if src == "lfw" and (cache / f"dark{split}__faces.npz").exists():  # benchmarks/dark_faces.py
+                fs = FaceSet(cache, f"dark{split}")
+                if split == "tune" or np.isin(fs.labels, eval_people).all():
+                    g["dark"] = Group(fs, normal, mask, encoder)
+            sets[src][split] = g
+    return sets
+
+
+def _subset(fs: FaceSet, mask: np.ndarray) -> FaceSet:
+    sub = FaceSet.__new__(FaceSet)
+    sub.keys, sub.labels, sub.found = fs.keys[mask], fs.labels[mask], fs.found[mask]
+    sub.quality = {k: v[mask] for k, v in fs.quality.items()}
+    sub.raw = {k: v[mask] for k, v in fs.raw.items()}
+    return sub
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cache", type=Path, default=Path("build/emb"))
+    ap.add_argument("--lfw", type=Path, default=Path("../shared/data/lfw"))
+    ap.add_argument("--encoders", nargs="+", default=[SFACE, DLIB])
+    ap.add_argument("--json", type=Path, default=Path("build/emb/report_quality.json"))
+    ap.add_argument("--measures", nargs="+", default=["sharpness", "face_px", "yaw", "pitch"])
+    ap.add_argument("--fit-only", action="store_true", help="print the tuning bins and limits, nothing held out")
+    ap.add_argument("--write-cards", action="store_true", help="write the limits and their basis into the cards")
+    args = ap.parse_args()
+    from edge.modelcard import load_card, models_dir
+
+    res = {}
+    for enc in args.encoders:
+        card = load_card(models_dir() / f"{enc}.json", kind="encoder")
+        t = next(r["distance"] for r in card.data["thresholds"] if r["fmr"] == ROW)
+        sets = load_sets(args.cache, args.lfw, enc)
+        f = fit(sets, enc, t, args.measures)
+        if args.fit_only:
+            print_report(enc, {"threshold": t, "fit": f, "limits": {}, "check": {}, "refused": {}})
+            continue
+        old = (card.data.get("quality") or {}).get("limits", {})
+        limits = {**{k: v for k, v in old.items() if k in ("brightness", "contrast")},
+                  **{k: v for k, v in f["limits"].items() if v != [None, None]}}
+        res[enc] = {"threshold": t, "fit": f, "limits": limits,
+                    "check": check(sets, enc, t, limits), "refused": refused(args.cache, limits)}
+        print_report(enc, res[enc])
+    args.json.write_text(json.dumps(res, indent=1, default=float))
+    print(f"wrote {args.json}")
+    if args.write_cards:
+        write_cards(res)
+
+
+def _fmt(x, pct=False):
+    return "-" if x is None else f"{100 * x:.1f}%" if pct else f"{x:.2e}"
+
+
+def print_report(enc: str, r: dict) -> None:
+    f = r["fit"]
+    print(f"\n== {enc}: FMR 1e-4 row at distance {r['threshold']}; undegraded tuning TAR {100 * f['tar_undegraded_tuning']:.1f} %")
+    for measure, table in f["bins"].items():
+        print(f"  {measure} (tuning people; limit {f['limits'][measure]})")
+        for b in table:
+            print(f"    {str(b['bin']):>16} faces {b['faces']:5d}  FMR_ref {_fmt(b['fmr_ref'])} ({b['ref_imp']:>9,d})  "
+                  f"FMR_pair {_fmt(b['fmr_pair'])} ({b['pair_imp']:>8,d})  TAR {_fmt(b['tar'], True)} ({b['gen']})"
+                  f"{'  FAIL' if b['fails'] else ''}")
+    print(f"  full gate {r['limits']}")
+    for k, row in r["check"].items():
+        a, b = row["no_gate"], row["gate"]
+        print(f"    {k:20} judged {row['judged']}/{row['faces']}  FMR_ref {_fmt(a['fmr_ref'])} -> {_fmt(b['fmr_ref'])}  "
+              f"FMR_pair {_fmt(a['fmr_pair'])} -> {_fmt(b['fmr_pair'])} ({b['pair_imp']:,})  "
+              f"TAR {_fmt(a['tar'], True)} -> {_fmt(b['tar'], True)}")
+    for src, x in r["refused"].items():
+        print(f"  normal {src}: refused {x['refused']}/{x['faces']} ({100 * x['refused'] / x['faces']:.2f} %) {x['by_measure']}")
+
+
+DATA = {
+    "sharpness": "real faces blurred in memory at 5 levels each (Gaussian sigma 1-6 % of the face box, motion blur "
+                 "of the same spread, down-then-up scaling through a 56-14 px face) by benchmarks/degraded_faces.py",
+    "face_px": "real faces whose whole image was scaled down to a 56-12 px face box by benchmarks/degraded_faces.py",
+    "yaw": "the real, undegraded LFW and CelebA faces binned by their own FaceMesh landmarks",
+    "pitch": "the real, undegraded LFW and CelebA faces binned by their own FaceMesh landmarks",
+}
+
+
+def _round(x):
+    return None if x is None else round(x, 7) if isinstance(x, float) else x
+
+
+def write_cards(res: dict) -> None:
+    from convert.card import write_json_atomic
+    from edge.modelcard import load_card, models_dir
+
+    for enc, r in res.items():
+        card = load_card(models_dir() / f"{enc}.json", kind="encoder")
+        data = dict(card.data)
+        q = dict(data.get("quality") or {})
+        q.pop("not_limited", None)
+        q["limits"] = r["limits"]
+        if "chosen_on" not in q:
+            q["chosen_on"] = "no brightness or contrast limit (none fitted for this encoder); sharpness, size and pose: "\
+                             "see limit_basis"
+        q["limit_basis"] = {
+            m: {"limit": r["fit"]["limits"][m], "data": DATA[m],
+                "tuning_people": "LFW people not in pairs.txt and even CelebA identities (pairs within one source)",
+                "rule": f"bins of the measured value; a bin fails when it has < {MIN_IMPOSTORS:,} probe-reference "
+                        f"impostor pairs or < {MIN_GENUINE} genuine pairs, or FMR at the {ROW:g} row's distance "
+                        f"{r['threshold']} exceeds {FMR_BAR:g} (probe vs undegraded faces, or both faces in the bin "
+                        f"when >= {MIN_IMPOSTORS:,} such pairs), or TAR < half the undegraded tuning TAR "
+                        f"({r['fit']['tar_undegraded_tuning']:.4f}); the limit is the inner edge of the first failing "
+                        f"bin going outward from the typical face (benchmarks/quality_limits.py)",
+                "bins": [{k: _round(b[k]) for k in ("bin", "faces", "ref_imp", "fmr_ref", "pair_imp", "fmr_pair", "gen",
+                                                    "tar", "fails")} for b in r["fit"]["bins"][m]]}
+            for m in ("sharpness", "face_px", "yaw", "pitch")}
+        q["full_gate_on_eval_people"] = {
+            "note": "every limit together vs no gate; probes vs undegraded references the gate accepts (fmr_ref, tar) "
+                    "and among the probes (fmr_pair); lfweval/celebaeval = held-out people, *tune = tuning people",
+            **{k: {"faces": v["faces"], "judged": v["judged"],
+                   **{g: {x: _round(y) for x, y in v[g].items()} for g in ("no_gate", "gate")}}
+               for k, v in r["check"].items()}}
+        q["normal_faces_refused"] = r["refused"]
+        data["quality"] = q
+        write_json_atomic(card.path, data)
+        print(f"updated {card.path}")
+
+
+if __name__ == "__main__":
+    main()
