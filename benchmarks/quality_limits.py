@@ -15,13 +15,15 @@ card's FMR 1e-4 distance.  The tuning faces of one measure are binned by its mea
              people of its source) at or below t;
   FMR_pair = impostor pairs with both faces in the bin (both poor) at or below t;
   TAR      = genuine pairs (probe in the bin, the person's other undegraded images).
-A bin is MEASURED with >= 100,000 probe-reference impostor pairs and >= 30 genuine pairs
-(FMR_pair is used where it has >= 100,000 pairs: >= 20 impostors expected at the bar).
-A bin FAILS when it is not measured, or FMR_ref or FMR_pair > 2e-4 (2x the row), or TAR
-< half the TAR of the undegraded tuning faces (collapse).  Going outward from the median
-of the undegraded faces, the limit is the inner edge of the first failing bin (sharpness,
-face_px: a lower limit; |yaw|: yaw within +-limit; pitch: both sides).  So a face is
-judged only where the FMR was measured to hold.
+A bin is MEASURED with >= 100,000 probe-reference impostor pairs and >= 30 genuine pairs.
+An FMR counts where it rests on >= 50,000 pairs (10 false matches expected at the bar) or
+already on >= 10 false matches.  A bin FAILS when it is not measured, or a counted FMR_ref
+or FMR_pair > 2e-4 (2x the row), or TAR < half the TAR of the undegraded tuning faces
+(collapse).  Empty bins are skipped.
+Sharpness and face_px (blur and distance only lower them): the limit is the upper edge of
+the highest failing bin.  Pose: going outward from the median of the undegraded faces, the
+limit is the inner edge of the first failing bin (|yaw|: yaw within +-limit; pitch: both
+sides).  So a face is judged only where the FMR was measured to hold.
 
     python benchmarks/quality_limits.py --cache build/emb --lfw ../shared/data/lfw [--write-cards]
 """
@@ -40,9 +42,10 @@ from benchmarks.encoder_report import DLIB, SFACE, FaceSet  # noqa: E402
 from convert.lfw import people, read_pairs  # noqa: E402
 
 ROW, FMR_BAR, MIN_IMPOSTORS, MIN_GENUINE = 1e-4, 2e-4, 100_000, 30
+MIN_FMR_PAIRS, MIN_FALSE = 50_000, 10  # when an FMR counts
 EDGES = {
     "sharpness": [0, 5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100, 130, 170, 220, 300, np.inf],
-    "face_px": [0, 10, 12, 14, 16, 18, 20, 22, 24, 27, 30, 34, 38, 44, 50, 60, np.inf],
+    "face_px": [0, 10.5, 13.5, 17, 21.5, 27, 35, 48, np.inf],  # one bin per level of degraded_faces.SMALL_PX
     "yaw": [0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.8, np.inf],  # |yaw|
     "pitch": [-np.inf, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, np.inf],
 }
@@ -102,11 +105,14 @@ def value(g: Group, measure: str) -> np.ndarray:
     return np.abs(v) if measure == "yaw" else v
 
 
-def fails(r: dict, tar0: float) -> bool:
+def fails(r: dict, tar0: float) -> bool | None:
+    if r["ref_imp"] == 0:
+        return None  # an empty bin: skipped
     if r["ref_imp"] < MIN_IMPOSTORS or r["gen"] < MIN_GENUINE:
         return True  # not measured: no evidence that faces here can be judged
-    pair = r["fmr_pair"] if r["pair_imp"] >= MIN_IMPOSTORS else 0.0
-    return r["fmr_ref"] > FMR_BAR or pair > FMR_BAR or r["tar"] < tar0 / 2
+    high = [r[f"{k}_fm"] / r[f"{k}_imp"] > FMR_BAR for k in ("ref", "pair")
+            if r[f"{k}_imp"] >= MIN_FMR_PAIRS or r[f"{k}_fm"] >= MIN_FALSE]
+    return any(high) or r["tar"] < tar0 / 2
 
 
 def bins(groups: list[Group], measure: str, t: float, tar0: float) -> list[dict]:
@@ -126,16 +132,20 @@ def bins(groups: list[Group], measure: str, t: float, tar0: float) -> list[dict]
 def choose(measure: str, table: list[dict], centre: float) -> list:
     """[low, high]: the inner edges of the first failing bins below and above ``centre``
     (None: no failing bin on that side)."""
+    if measure in DEGRADED:  # blur and size only ever lower a measure: above the highest failing bin
+        failing = [_hi(b) for b in table if b["fails"]]
+        return [float(max(failing)) if failing else None, None]
     below = [b for b in table if b["fails"] and _hi(b) <= centre]
     above = [b for b in table if b["fails"] and b["bin"][0] >= centre]
     inside = [b for b in table if b["fails"] and b["bin"][0] < centre < _hi(b)]
     if inside:
-        raise SystemExit(f"{measure}: the bin of the typical face fails; no limit can be set")
+        print(f"{measure}: the bin of the typical face fails; no limit set")
+        return [None, None]
     low = float(max(_hi(b) for b in below)) if below else None
     high = float(min(b["bin"][0] for b in above)) if above else None
     if measure == "yaw":
         return [None if high is None else -high, high]
-    return [low, None] if measure in DEGRADED else [low, high]  # blur and size only ever lower a measure
+    return [low, high]
 
 
 def _hi(b: dict) -> float:
@@ -151,7 +161,7 @@ def fit(sets: dict, encoder: str, t: float, measures=("sharpness", "face_px", "y
     tar0 = rates(tar0_c)["tar"]
     out = {"tar_undegraded_tuning": tar0, "limits": {}, "bins": {}}
     for measure in measures:
-        groups = [g[DEGRADED[measure]] if measure in DEGRADED else g["normal"] for g in tune.values()]
+        groups = [g[DEGRADED.get(measure, "normal")] for g in tune.values() if DEGRADED.get(measure, "normal") in g]
         table = bins(groups, measure, t, tar0)
         centre = float(np.median(np.concatenate([value(g, measure)[g.found] for g in (x["normal"] for x in tune.values())])))
         out["limits"][measure] = choose(measure, table, centre)
@@ -199,7 +209,13 @@ def refused(cache: Path, limits: dict) -> dict:
         first = {}
         for name, lim in limits.items():
             first[name] = int((s.found & ~judged(s.quality, {name: lim})).sum())
-        out[src] = {"faces": int(s.found.sum()), "refused": int((s.found & ~ok).sum()), "by_measure": first}
+        names, inverse, counts = np.unique(s.labels, return_inverse=True, return_counts=True)
+        several = counts[inverse] > 1  # people with several images: is every one of them refused?
+        kept = np.bincount(inverse, weights=(s.found & ok).astype(float), minlength=len(names))
+        out[src] = {"faces": int(s.found.sum()), "refused": int((s.found & ~ok).sum()), "by_measure": first,
+                    "people_with_several_images": int((counts > 1).sum()),
+                    "of_them_every_image_refused": int(((counts > 1) & (kept == 0)).sum()),
+                    "images_of_several_refused": int((several & s.found & ~ok).sum())}
     return out
 
 
@@ -289,7 +305,9 @@ def print_report(enc: str, r: dict) -> None:
               f"FMR_pair {_fmt(a['fmr_pair'])} -> {_fmt(b['fmr_pair'])} ({b['pair_imp']:,})  "
               f"TAR {_fmt(a['tar'], True)} -> {_fmt(b['tar'], True)}")
     for src, x in r["refused"].items():
-        print(f"  normal {src}: refused {x['refused']}/{x['faces']} ({100 * x['refused'] / x['faces']:.2f} %) {x['by_measure']}")
+        print(f"  normal {src}: refused {x['refused']}/{x['faces']} ({100 * x['refused'] / x['faces']:.2f} %) {x['by_measure']}; "
+              f"people with several images: {x['of_them_every_image_refused']}/{x['people_with_several_images']} "
+              f"have every image refused")
 
 
 DATA = {
@@ -315,6 +333,9 @@ def write_cards(res: dict) -> None:
         q = dict(data.get("quality") or {})
         q.pop("not_limited", None)
         q["limits"] = r["limits"]
+        if "chosen_on" in q and not q["chosen_on"].startswith("brightness, contrast:"):
+            q["chosen_on"] = (f"brightness, contrast: {q['chosen_on']} (measured_on_eval_people: that gate alone); "
+                              "sharpness, size and pose: see limit_basis; every limit together: full_gate_on_eval_people")
         if "chosen_on" not in q:
             q["chosen_on"] = "no brightness or contrast limit (none fitted for this encoder); sharpness, size and pose: "\
                              "see limit_basis"
@@ -323,8 +344,9 @@ def write_cards(res: dict) -> None:
                 "tuning_people": "LFW people not in pairs.txt and even CelebA identities (pairs within one source)",
                 "rule": f"bins of the measured value; a bin fails when it has < {MIN_IMPOSTORS:,} probe-reference "
                         f"impostor pairs or < {MIN_GENUINE} genuine pairs, or FMR at the {ROW:g} row's distance "
-                        f"{r['threshold']} exceeds {FMR_BAR:g} (probe vs undegraded faces, or both faces in the bin "
-                        f"when >= {MIN_IMPOSTORS:,} such pairs), or TAR < half the undegraded tuning TAR "
+                        f"{r['threshold']} exceeds {FMR_BAR:g} (probe vs undegraded faces, or both faces in the bin; "
+                        f"counted on >= {MIN_FMR_PAIRS:,} pairs or >= {MIN_FALSE} false matches), or TAR < half the "
+                        f"undegraded tuning TAR "
                         f"({r['fit']['tar_undegraded_tuning']:.4f}); the limit is the inner edge of the first failing "
                         f"bin going outward from the typical face (benchmarks/quality_limits.py)",
                 "bins": [{k: _round(b[k]) for k in ("bin", "faces", "ref_imp", "fmr_ref", "pair_imp", "fmr_pair", "gen",
