@@ -169,6 +169,24 @@ def fit(sets: dict, encoder: str, t: float, measures=("sharpness", "face_px", "y
     return out
 
 
+def per_level(sets: dict, t: float) -> dict:
+    """FMR_ref, FMR_pair and TAR per degradation kind and level (no gate), per source and split."""
+    out = {}
+    for src in ("lfw", "celeba"):
+        for split in ("tune", "eval"):
+            for deg in ("sharp", "small"):
+                g = sets[src][split].get(deg)
+                if g is None:
+                    continue
+                for kind in np.unique(g.kinds):
+                    for level in np.unique(g.levels[g.kinds == kind]):
+                        r = rates(g.counts(t, (g.kinds == kind) & (g.levels == level)))
+                        out[f"{src}{split}/{kind}/{level:g}"] = {
+                            "faces": int(((g.kinds == kind) & (g.levels == level) & g.found).sum()),
+                            **{k: r[k] for k in ("fmr_ref", "pair_imp", "fmr_pair", "gen", "tar")}}
+    return out
+
+
 def judged(q: dict, limits: dict) -> np.ndarray:
     ok = np.ones(len(next(iter(q.values()))), bool)
     for name, (low, high) in limits.items():
@@ -235,7 +253,9 @@ def load_sets(cache: Path, lfw: Path, encoder: str) -> dict:
                 name = f"{deg}_{src}{split}"
                 if (cache / f"{name}__faces.npz").exists():
                     fs = FaceSet(cache, name)
-                    g[deg] = Group(fs, normal, mask, encoder, np.load(cache / f"{name}__faces.npz")["source"])
+                    z = np.load(cache / f"{name}__faces.npz")
+                    g[deg] = Group(fs, normal, mask, encoder, z["source"])
+                    g[deg].kinds, g[deg].levels = z["kind"], z["level"]
             if src == "lfw" and (cache / f"dark{split}__faces.npz").exists():  # benchmarks/dark_faces.py
                 fs = FaceSet(cache, f"dark{split}")
                 if split == "tune" or np.isin(fs.labels, eval_people).all():
@@ -276,7 +296,7 @@ def main():
         old = (card.data.get("quality") or {}).get("limits", {})
         limits = {**{k: v for k, v in old.items() if k in ("brightness", "contrast")},
                   **{k: v for k, v in f["limits"].items() if v != [None, None]}}
-        res[enc] = {"threshold": t, "fit": f, "limits": limits,
+        res[enc] = {"threshold": t, "fit": f, "limits": limits, "per_level": per_level(sets, t),
                     "check": check(sets, enc, t, limits), "refused": refused(args.cache, limits)}
         print_report(enc, res[enc])
     args.json.write_text(json.dumps(res, indent=1, default=float))
@@ -298,6 +318,11 @@ def print_report(enc: str, r: dict) -> None:
             print(f"    {str(b['bin']):>16} faces {b['faces']:5d}  FMR_ref {_fmt(b['fmr_ref'])} ({b['ref_imp']:>9,d})  "
                   f"FMR_pair {_fmt(b['fmr_pair'])} ({b['pair_imp']:>8,d})  TAR {_fmt(b['tar'], True)} ({b['gen']})"
                   f"{'  FAIL' if b['fails'] else ''}")
+    if r.get("per_level"):
+        print("  per degradation level (no gate): FMR_ref, FMR_pair (pairs), TAR (genuine)")
+        for k, x in r["per_level"].items():
+            print(f"    {k:28} faces {x['faces']:4d}  FMR_ref {_fmt(x['fmr_ref'])}  FMR_pair {_fmt(x['fmr_pair'])} "
+                  f"({x['pair_imp']:>7,d})  TAR {_fmt(x['tar'], True)} ({x['gen']})")
     print(f"  full gate {r['limits']}")
     for k, row in r["check"].items():
         a, b = row["no_gate"], row["gate"]

@@ -37,4 +37,5 @@ def write_sequence(folder: Path, frames: list[np.ndarray], noise: float = 2.0) -
 def crops():
     return {name: crop_of(DEMO / rel) for name, rel in
             [("obama", "probe/obama3.jpg"), ("biden", "probe/biden.jpg"), ("hanks", "probe/tom_hanks.png"),
+             ("astronaut", "probe/astronaut.jpg"),
              ("obama_enroll", "enroll/obama.jpg")]}

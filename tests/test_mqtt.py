@@ -205,7 +205,7 @@ def test_remote_unlock_needs_credentials_and_a_code_from_private_files(tmp_path)
 @needs_mosquitto
 def test_unlock_reports_unlocked_then_locked_and_names_the_person(tmp_path, broker, household, faces):
     w = Watcher(broker, "facelatch/#")
-    frames = [frame()] * 10 + [frame(faces["obama"])] * 4 + [frame()] * 30 + [frame(faces["hanks"])] * 12 + [frame()] * 40
+    frames = [frame()] * 10 + [frame(faces["obama"])] * 4 + [frame()] * 30 + [frame(faces["astronaut"])] * 12 + [frame()] * 40
     cfg, state = door_config(tmp_path, household, frames, broker_lines(broker.port),
                              policy="attempt_timeout_s = 0.2\n")
     assert run(str(cfg)) == 0
