@@ -19,7 +19,8 @@ Each set is cached like benchmarks/embed_cache.py (``OUT/<deg>_<group>__faces.np
 ``source`` (the undegraded image's key in the lfw / celeba cache), ``kind`` and ``level``,
 and ``OUT/<deg>_<group>__<encoder>.npz``).
 
-    nice -n 10 python benchmarks/degraded_faces.py --groups lfwtune celebatune --per-group 500
+    nice -n 10 python benchmarks/degraded_faces.py --groups lfwtune lfweval --per-group 800 --degradations sharp small
+    nice -n 10 python benchmarks/degraded_faces.py --groups celebatune --per-group 400   # and celebaeval
 """
 
 from __future__ import annotations
