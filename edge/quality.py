@@ -4,7 +4,8 @@ A face too dark, too flat, too blurred, too small or turned too far is neither a
 match nor a failed attempt: the frame gets "no decision".  The measures are cheap
 (a 64x64 grey crop of the detector's box and ratios of FaceMesh points) and the
 limits come from the encoder's model card (``quality`` block), where they are
-recorded with the data they were chosen on.
+recorded with the data they were measured on (benchmarks/quality_limits.py).  Enrolment
+applies the same gate: a face too poor to judge is not enrolled either.
 """
 
 from __future__ import annotations

@@ -145,6 +145,11 @@ def test_turned_faces_are_refused_for_pose(name, pipes):
     group = pipes[name].analyze(read("probe/group_photo.jpg"), embed="all")
     outside = [r.quality for r in group if r.quality.measures["pitch"] > lim["pitch"][1]]
     assert outside and all(not q.ok and q.reason.startswith("pitch") for q in outside)
+    if lim["yaw"][1] < 0.36:  # the group photo's largest face is turned (yaw -0.36): refused by the yaw limit alone
+        turned = [r for r in group if abs(r.quality.measures["yaw"]) > lim["yaw"][1]]
+        yaw_only = QualityGate({"yaw": lim["yaw"]})
+        assert turned and all(not yaw_only.check(read("probe/group_photo.jpg"), r.face.box, r.landmarks).ok
+                              for r in turned)
     rgb = read("enroll/obama.jpg")
     r = pipes[name].analyze(rgb)[0]
     gate = QualityGate.from_card(pipes[name].encoder_card)
