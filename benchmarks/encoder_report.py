@@ -8,8 +8,13 @@ Sources and splits (by identity, fixed):
 - LFW eval people: everyone in pairs.txt (scored: pairs.txt 10-fold, all their pairs);
 - LFW fit people: everyone else (mostly one image each): impostor pairs for the fit;
 - CelebA fit identities: even CelebA identity numbers; CelebA held-out: odd ones.
-The card's thresholds come from LFW fit + CelebA fit impostors; the fusion weight
-from CelebA fit identities only.
+The card's thresholds come from LFW fit + CelebA fit impostors, each row the strictest of
+the per-source thresholds at which the source's 95 % upper confidence bound on FMR is at
+or below the row (convert.metrics.strictest_threshold); the earlier fit (pooled point
+estimate) is measured alongside for comparison.  Each row's FMR on the unseen sets comes
+with the impostor pairs behind it (how many identity pairs and people, the kinds of pair)
+and two 95 % intervals: pairs independent (exact Poisson) and a bootstrap over people.
+The fusion weight comes from CelebA fit identities only.
 
 A fused card (kind "fusion", edge.fusion) is scored like any encoder: its embedding
 is built from its members' cached raw outputs with the card's own weights, exactly as
@@ -23,16 +28,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from convert.lfw import people, read_pairs  # noqa: E402
-from convert.metrics import cross_identity_distances, kfold_accuracy, rate_at_or_below, threshold_at_fmr  # noqa: E402
+from convert.metrics import (cross_identity_distances, fmr_interval, fmr_upper_bound, kfold_accuracy,  # noqa: E402
+                             rate_at_or_below, strictest_threshold, threshold_at_fmr, THRESHOLDS_METHOD)
 
 FMRS = (1e-2, 1e-3, 1e-4, 5e-5, 2e-5, 1e-5, 5e-6)  # the lower rows serve households (FMR / N)
 DLIB, SFACE = "facelatch_dlib_resnet_int8", "facelatch_sface_int8"
+CONFIDENCE = 0.95
+LFW_IMAGE_CENTRE = np.array([125.0, 125.0])  # LFW images are 250 x 250, centred on the labelled face
+CENTRE_OFFSET_MAX = 50.0  # px: a chosen face further out is another person in the photo (see BENCHMARKS)
+BOOTSTRAP = 1000
 
 
 def unit(v):
@@ -46,6 +57,7 @@ class FaceSet:
         z = np.load(cache / f"{name}__faces.npz")
         self.keys, self.labels, self.found = z["keys"], z["labels"], z["found"]
         self.quality = dict(zip(z["quality_names"], z["quality"].T))
+        self.landmarks = z["landmarks"]
         self.raw = {f.name.split("__")[1][:-4]: np.load(f)["raw"] for f in sorted(cache.glob(f"{name}__*.npz"))
                     if not f.name.endswith("__faces.npz")}
 
@@ -71,6 +83,72 @@ def fusion_members(encoder: str) -> list[tuple[str, float]]:
         return []
     card = load_card(path)
     return [(m.data["name"], w) for m, w in card.members]
+
+
+def impostor_pair_count(labels: np.ndarray) -> int:
+    m = np.unique(labels, return_counts=True)[1].astype(np.int64)
+    return int((m.sum() ** 2 - np.sum(m ** 2)) // 2)
+
+
+class TailPairs:
+    """The impostor pairs of a labelled set at or below ``t_max``, with who they are, to
+    count how many people and identity pairs a measured false-match rate rests on and to
+    give it a confidence interval that treats people, not pairs, as the independent units."""
+
+    def __init__(self, e: np.ndarray, labels: np.ndarray, t_max: float, off_centre: np.ndarray | None = None,
+                 chunk: int = 2048):
+        self.off_centre = off_centre  # per image: the chosen face is not the photo's labelled (centred) one
+        self.names, self.person = np.unique(labels, return_inverse=True)
+        self.images = np.bincount(self.person).astype(np.float64)
+        d, a, b = [], [], []
+        for s in range(0, len(e), chunk):
+            dist = 1 - e[s:s + chunk] @ e.T
+            i, j = np.nonzero(dist <= t_max)
+            keep = (j > i + s) & (self.person[i + s] != self.person[j])
+            d.append(dist[i[keep], j[keep]])
+            a.append(i[keep] + s)
+            b.append(j[keep])
+        self.d, self.a, self.b = np.concatenate(d), np.concatenate(a), np.concatenate(b)
+
+    def clustered_interval(self, t: float, confidence: float = 0.95, reps: int = BOOTSTRAP, seed: int = 0):
+        """Percentile interval of the FMR over a bootstrap of PEOPLE (each resampled person
+        brings all their images and all their pairs)."""
+        hit = self.d <= t
+        p, q = self.person[self.a[hit]], self.person[self.b[hit]]
+        rng = np.random.default_rng(seed)
+        n = len(self.images)
+        rates = []
+        for _ in range(reps):
+            w = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
+            wm = w * self.images
+            rates.append(np.sum(w[p] * w[q]) / ((wm.sum() ** 2 - np.sum(wm ** 2)) / 2))
+        a = (1 - confidence) / 2
+        return float(np.quantile(rates, a)), float(np.quantile(rates, 1 - a))
+
+    def measured(self, t: float, pairs: int, top: int = 5) -> dict:
+        hit = self.d <= t
+        k = int(hit.sum())
+        who = Counter(tuple(sorted((str(self.names[x]), str(self.names[y]))))
+                      for x, y in zip(self.person[self.a[hit]], self.person[self.b[hit]]))
+        a, b = self.a[hit], self.b[hit]
+        kinds = {}
+        if self.off_centre is not None:  # LFW: names are First_Last
+            wrong = self.off_centre[a] | self.off_centre[b]
+            surname = np.array([self.names[x].split("_")[-1] == self.names[y].split("_")[-1]
+                                for x, y in zip(self.person[a], self.person[b])], bool)
+            kinds = {"a_face_off_centre": int(wrong.sum()), "same_surname": int(np.sum(surname & ~wrong)),
+                     "other": int(np.sum(~surname & ~wrong))}
+        return {"impostor_pairs": pairs, "impostors_at_or_below": k, "fmr": k / pairs, "kinds": kinds,
+                "interval95_pairs_independent": fmr_interval(k, pairs, 0.95),
+                "interval95_people_bootstrap": self.clustered_interval(t),
+                "identity_pairs": len(who),
+                "people": int(len(np.unique(np.concatenate([self.person[self.a[hit]], self.person[self.b[hit]]])))),
+                "images": int(len(np.unique(np.concatenate([self.a[hit], self.b[hit]])))),
+                "top_identity_pairs": [[" / ".join(ids), c] for ids, c in who.most_common(top)]}
+
+
+def measured(imp: np.ndarray, tail: TailPairs, t: float) -> dict:
+    return tail.measured(t, len(imp))
 
 
 def cosine_pairs(e: np.ndarray, labels: np.ndarray):
@@ -106,18 +184,44 @@ def report(cache: Path, lfw: Path, encoders: list[str], flip: bool) -> dict:
         _, cel_fit_imp = cosine_pairs(C[okc & celeba_fit], celeba.labels[okc & celeba_fit])
         ho_gen, ho_imp = cosine_pairs(C[okc & ~celeba_fit], celeba.labels[okc & ~celeba_fit])
         fit_imp = np.concatenate([lfw_fit_imp, cel_fit_imp])
+        fit_sources = {"lfw_fit": lfw_fit_imp, "celeba_fit": cel_fit_imp}
+        # the card's rows, and the earlier fit (pooled point estimate) for comparison
+        fits = {f: (*strictest_threshold(fit_sources, f, CONFIDENCE), threshold_at_fmr(fit_imp, f)) for f in FMRS}
+        t_max = max(max(t, tp) for t, _, tp in fits.values())
+        centred = CENTRE_OFFSET_MAX >= np.linalg.norm(
+            (lfw_set.landmarks.min(1) + lfw_set.landmarks.max(1)) / 2 - LFW_IMAGE_CENTRE, axis=1)
+        unseen = {"lfw_eval_people": (ev_imp, TailPairs(E[ok & is_eval], lfw_set.labels[ok & is_eval], t_max,
+                                                        ~centred[ok & is_eval])),
+                  "celeba_heldout": (ho_imp, TailPairs(C[okc & ~celeba_fit], celeba.labels[okc & ~celeba_fit],
+                                                       t_max))}
+        ev_centred = TailPairs(E[ok & is_eval & centred], lfw_set.labels[ok & is_eval & centred], t_max,
+                               ~centred[ok & is_eval & centred])
+        ev_centred_pairs = impostor_pair_count(lfw_set.labels[ok & is_eval & centred])
         rows = []
         for f in FMRS:
-            t = threshold_at_fmr(fit_imp, f)
+            t, binding, t_point = fits[f]
             t_lfw_only, t_celeba_only = threshold_at_fmr(lfw_fit_imp, f), threshold_at_fmr(cel_fit_imp, f)
             rows.append({
                 "fmr": f, "distance": round(float(t), 4), "impostor_pairs": int(len(fit_imp)),
                 "impostors_at_or_below": int(np.sum(fit_imp <= t)),
+                "method": THRESHOLDS_METHOD, "binding_source": binding,
+                "per_source": {k: {"impostor_pairs": int(len(d)), "impostors_at_or_below": int(np.sum(d <= t)),
+                                   "upper_bound": fmr_upper_bound(int(np.sum(d <= t)), len(d), CONFIDENCE)}
+                               for k, d in fit_sources.items()},
+                "measured": {k: measured(imp, tail, t) for k, (imp, tail) in unseen.items()},
+                "measured_lfw_eval_centred_faces": ev_centred.measured(t, ev_centred_pairs),
                 "fmr_lfw_eval_people": rate_at_or_below(ev_imp, t),
                 "fmr_celeba_heldout": rate_at_or_below(ho_imp, t),
                 "tar_pairs_txt": rate_at_or_below(dist[same], t),
                 "tar_lfw_all_genuine": rate_at_or_below(ev_gen, t),
                 "tar_celeba_heldout": rate_at_or_below(ho_gen, t),
+                "pooled_point_estimate": {
+                    "distance": round(float(t_point), 4), "impostors_at_or_below": int(np.sum(fit_imp <= t_point)),
+                    "measured": {k: measured(imp, tail, t_point) for k, (imp, tail) in unseen.items()},
+                    "measured_lfw_eval_centred_faces": ev_centred.measured(t_point, ev_centred_pairs),
+                    "tar_pairs_txt": rate_at_or_below(dist[same], t_point),
+                    "tar_lfw_all_genuine": rate_at_or_below(ev_gen, t_point),
+                    "tar_celeba_heldout": rate_at_or_below(ho_gen, t_point)},
                 "cross_source": {"fit_lfw_only": {"distance": round(float(t_lfw_only), 4),
                                                   "fmr_celeba_heldout": rate_at_or_below(ho_imp, t_lfw_only)},
                                  "fit_celeba_only": {"distance": round(float(t_celeba_only), 4),
@@ -219,6 +323,8 @@ def main():
         res = {k: v for k, v in json.loads(args.from_json.read_text()).items() if k in encoders}
     else:
         res = report(args.cache, args.lfw, encoders, not args.no_flip)
+        if args.json:  # written again below with the dark-face results
+            args.json.write_text(json.dumps(res, indent=1, default=float))
     for enc, r in res.items():
         ip = r["impostor_pairs"]
         print(f"\n{enc} (flip {'on' if not args.no_flip else 'off'}): LFW 10-fold {100 * r['lfw_accuracy']:.2f} % "
@@ -233,6 +339,7 @@ def main():
                   f"| {t['fmr_lfw_eval_people']:.2e} | {t['fmr_celeba_heldout']:.2e} | {100 * t['tar_pairs_txt']:.2f} % "
                   f"| {100 * t['tar_lfw_all_genuine']:.2f} % | {100 * t['tar_celeba_heldout']:.2f} % "
                   f"| {cs['fit_lfw_only']['fmr_celeba_heldout']:.2e} | {cs['fit_celeba_only']['fmr_lfw_eval_people']:.2e} |")
+        print_transfer(r["thresholds"])
     flip = not args.no_flip
     for enc in encoders if args.dark else []:
         if enc.startswith("fusion:"):
@@ -261,6 +368,29 @@ def main():
         args.json.write_text(json.dumps(res, indent=1, default=float))
 
 
+def print_transfer(rows: list[dict]) -> None:
+    """Each row's measured FMR on the unseen sets with its intervals, for the card's fit and
+    for the earlier pooled point-estimate fit."""
+    def cell(m):
+        lo, hi = m["interval95_pairs_independent"]
+        clo, chi = m["interval95_people_bootstrap"]
+        kinds = "; " + ", ".join(f"{k} {v}" for k, v in m["kinds"].items()) if m["kinds"] else ""
+        return (f"{m['fmr']:.2e} ({m['impostors_at_or_below']:,}; {m['identity_pairs']} id pairs, {m['people']} people"
+                f"{kinds}) [{lo:.1e}, {hi:.1e}] / [{clo:.1e}, {chi:.1e}]")
+
+    print("  measured FMR (impostors ≤ t; identity pairs, people) [95 % interval, pairs independent] / "
+          "[95 % bootstrap over people]; 'centred' = LFW eval without chosen faces off the image centre")
+    for fit, get in (("card (strictest per source, 95 % bound)", lambda t: t),
+                     ("earlier fit (pooled point estimate)", lambda t: t["pooled_point_estimate"])):
+        print(f"  {fit}:")
+        print("  | FMR row | distance | LFW eval people | CelebA held-out | LFW eval, centred faces | TAR pairs.txt |")
+        for t in rows:
+            g = get(t)
+            print(f"  | {t['fmr']:g} | {g['distance']:.4f} | {cell(g['measured']['lfw_eval_people'])} "
+                  f"| {cell(g['measured']['celeba_heldout'])} | {cell(g['measured_lfw_eval_centred_faces'])} "
+                  f"| {100 * g['tar_pairs_txt']:.2f} % |")
+
+
 def write_cards(res: dict, args) -> None:
     from convert.card import write_json_atomic
     from edge.modelcard import load_card, models_dir
@@ -271,18 +401,33 @@ def write_cards(res: dict, args) -> None:
         card = load_card(models_dir() / f"{enc}.json")
         data = dict(card.data)
         ip = r["impostor_pairs"]
-        data["thresholds"] = [{k: t[k] for k in ("fmr", "distance", "impostor_pairs", "impostors_at_or_below")}
-                              for t in r["thresholds"]]
+        data["thresholds"] = significant([{k: t[k] for k in ("fmr", "distance", "impostor_pairs",
+                                                             "impostors_at_or_below", "binding_source", "per_source")}
+                                          for t in r["thresholds"]])
+        data["thresholds_method"] = THRESHOLDS_METHOD
         data["thresholds_measured_on"] = (
-            f"{ip['lfw_fit'] + ip['celeba_fit']:,} impostor pairs from two sources: {ip['lfw_fit']:,} among LFW images "
-            f"of people not in pairs.txt and {ip['celeba_fit']:,} among CelebA-subset images of even-numbered "
-            f"identities; embedded by this model through the device pipeline (benchmarks/embed_cache.py, "
-            f"benchmarks/encoder_report.py)")
+            f"{ip['lfw_fit'] + ip['celeba_fit']:,} impostor pairs from two sources: lfw_fit = {ip['lfw_fit']:,} among "
+            f"LFW images of people not in pairs.txt and celeba_fit = {ip['celeba_fit']:,} among CelebA-subset images "
+            f"of even-numbered identities; embedded by this model through the device pipeline "
+            f"(benchmarks/embed_cache.py, benchmarks/encoder_report.py)")
         ev = data.setdefault("evaluation", {})
+
+        def lean(m):  # the card keeps counts and intervals, not the names behind them
+            return {k: v for k, v in m.items() if k != "top_identity_pairs"}
+
         ev["threshold_transfer"] = {
             "checked_on": f"LFW pairs.txt people ({ip['lfw_eval']:,} impostor pairs) and CelebA odd-numbered "
-                          f"identities ({ip['celeba_heldout']:,} impostor pairs), neither in the fit",
-            "rows": r["thresholds"]}
+                          f"identities ({ip['celeba_heldout']:,} impostor pairs), neither in the fit; intervals: "
+                          f"exact Poisson (pairs independent) and a bootstrap over people",
+            "rows": [{"fmr": t["fmr"], "distance": t["distance"],
+                      "measured": {k: lean(m) for k, m in t["measured"].items()},
+                      "measured_lfw_eval_centred_faces": lean(t["measured_lfw_eval_centred_faces"]),
+                      **{k: t[k] for k in ("tar_pairs_txt", "tar_lfw_all_genuine", "tar_celeba_heldout")},
+                      "earlier_pooled_point_estimate": {
+                          "distance": t["pooled_point_estimate"]["distance"],
+                          "measured": {k: lean(m) for k, m in t["pooled_point_estimate"]["measured"].items()},
+                          "tar_pairs_txt": t["pooled_point_estimate"]["tar_pairs_txt"]}}
+                     for t in significant(r["thresholds"])]}
         ev["lfw_pipeline_10fold"] = {"accuracy": round(r["lfw_accuracy"], 5), "std": round(r["lfw_accuracy_std"], 5),
                                      "flip_average": not args.no_flip}
         if "dark" in r and r["dark"]["limits"]["brightness"] is not None:
@@ -304,6 +449,18 @@ def write_cards(res: dict, args) -> None:
                 data["quality"].update({k: kept[k] for k in ("limit_basis", "full_gate_on_eval_people") if k in kept})
         write_json_atomic(card.path, data)
         print(f"updated {card.path}")
+
+
+def significant(x, digits: int = 4):
+    """Floats rounded to ``digits`` significant digits, all through a JSON-like value (the
+    card keeps measured rates, not their binary noise; distances have 4 decimals already)."""
+    if isinstance(x, float):
+        return float(f"{x:.{digits}g}")
+    if isinstance(x, dict):
+        return {k: significant(v, digits) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [significant(v, digits) for v in x]
+    return x
 
 
 def cross_distances(a: np.ndarray, la: np.ndarray, b: np.ndarray, lb: np.ndarray, chunk: int = 1024):

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from convert.lfw import people, read_pairs  # noqa: E402
 from edge.decision import DEFAULT_FMR, Identifier, household_fmr  # noqa: E402
@@ -62,6 +63,27 @@ def celeba_identities(emb: dict, root: Path) -> dict[str, list[np.ndarray]]:
     for path, e in emb.items():
         ids[who[Path(path).name]].append(e)
     return ids
+
+
+def cached_identities(cache: Path, encoder: str, lfw: Path) -> list[tuple[str, dict]]:
+    """Households from the embedding cache (benchmarks/embed_cache.py; chip + mirror averaged,
+    as the door embeds) of people NO threshold saw: LFW people in pairs.txt, and the odd
+    CelebA identities (the card's thresholds use LFW people outside pairs.txt and the even
+    CelebA identities, benchmarks/encoder_report.py)."""
+    from encoder_report import FaceSet
+
+    held_out = people(read_pairs(lfw / "pairs.txt"))
+    out = []
+    for source, name, keep in (("LFW (people in pairs.txt)", "lfw", lambda lab: lab in held_out),
+                               ("CelebA odd identities", "celeba", lambda lab: int(lab[6:]) % 2 == 1)):
+        s = FaceSet(cache, name)
+        e = s.embeddings(encoder)
+        ids = defaultdict(list)
+        for i in np.flatnonzero(s.found):
+            if keep(s.labels[i]):
+                ids[str(s.labels[i])].append(e[i].astype(np.float64))
+        out.append((source, ids))
+    return out
 
 
 def household_trials(ids: dict, n: int, households: int, enroll: int, thresholds: dict, rng,
@@ -107,6 +129,8 @@ def main(argv=None) -> int:
     p.add_argument("--lfw-embeddings", type=Path)
     p.add_argument("--celeba", type=Path)
     p.add_argument("--celeba-embeddings", type=Path)
+    p.add_argument("--cache", type=Path, help="embedding cache (benchmarks/embed_cache.py) instead of the .jsonl files: "
+                   "LFW pairs.txt people and odd CelebA identities, embedded by the card's encoder; needs --lfw")
     p.add_argument("--card", type=Path, default=models_dir() / "facelatch_dlib_resnet_int8.json")
     p.add_argument("--sizes", type=int, nargs="+", default=[2, 5, 20])
     p.add_argument("--households", type=int, default=200)
@@ -120,7 +144,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path)
     a = p.parse_args(argv)
     card = load_card(a.card, verify=False)
-    sources = []
+    sources = cached_identities(a.cache, card.data["name"], a.lfw) if a.cache else []
     if a.lfw and a.lfw_embeddings:
         sources.append(("LFW (people in pairs.txt)", lfw_identities(read_embeddings(a.lfw_embeddings), a.lfw)))
     if a.celeba and a.celeba_embeddings:

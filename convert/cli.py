@@ -160,12 +160,14 @@ def write_card_figures(card, result: dict, metric: str) -> None:
     """Store the {FMR -> distance} table and the LFW figures in the card."""
     from .card import write_json_atomic
     from .evaluate import json_ready
+    from .metrics import THRESHOLDS_METHOD
 
     data = dict(card.data)
     if metric != data["embedding"]["metric"]:
         raise SystemExit("writing the card needs the card's own metric")
-    data["thresholds"] = [{k: t[k] for k in ("fmr", "distance", "impostor_pairs", "impostors_at_or_below")}
-                          for t in result["thresholds"]]
+    data["thresholds"] = [{k: t[k] for k in ("fmr", "distance", "impostor_pairs", "impostors_at_or_below",
+                                             "binding_source")} for t in result["thresholds"]]
+    data["thresholds_method"] = THRESHOLDS_METHOD
     data["thresholds_measured_on"] = (
         f"{result['calibration_impostor_pairs']:,} impostor pairs among {result['calibration_people_images']:,} LFW "
         f"images of people not in pairs.txt (disjoint from the scored people), embedded by this model through "

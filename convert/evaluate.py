@@ -10,7 +10,7 @@ import numpy as np
 
 from .lfw import people, read_pairs
 from .metrics import (cross_identity_distances, kfold_accuracy, pairwise_distances, rate_at_or_below,
-                      threshold_at_fmr)
+                      strictest_threshold, threshold_at_fmr)
 
 FMRS = (1e-2, 1e-3, 1e-4, 5e-5, 2e-5, 1e-5, 5e-6)  # the small ones: households (edge.decision.household_fmr)
 
@@ -96,11 +96,12 @@ def evaluate_lfw(emb: dict, lfw_root: Path, metric: str) -> dict:
     gen_pairs, imp_pairs = dist[same], dist[~same]
     table = []
     for f in FMRS:
-        t = threshold_at_fmr(calib_imp, f)
+        t, source = strictest_threshold({"lfw_fit": calib_imp}, f)  # one source here; see THRESHOLDS_METHOD
         table.append({
             "fmr": f, "distance": round(t, 4),
             "impostor_pairs": int(len(calib_imp)),
             "impostors_at_or_below": int(np.sum(calib_imp <= t)),
+            "binding_source": source,
             "check_fmr_eval_people": rate_at_or_below(ev_imp, t),
             "check_fmr_pairs_txt": rate_at_or_below(imp_pairs, t),
             "tar_pairs_txt": rate_at_or_below(gen_pairs, t),

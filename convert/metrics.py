@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -35,10 +37,77 @@ def threshold_at_fmr(impostor: np.ndarray, fmr: float) -> float:
     """Largest threshold whose false-match rate on these impostor distances is <= fmr
     (a match is dist <= threshold)."""
     imp = np.sort(np.asarray(impostor, np.float64))
-    k = int(np.floor(fmr * len(imp)))  # at most k impostors may fall at or below the threshold
+    return _threshold_admitting(imp, int(np.floor(fmr * len(imp))))
+
+
+def _threshold_admitting(imp: np.ndarray, k: int) -> float:
+    """Largest threshold with at most k of the sorted impostor distances at or below it."""
     if k == 0:
         return float(imp[0]) - 1e-6
+    if k >= len(imp):
+        return float(imp[-1]) + 1e-6
     return float((imp[k - 1] + imp[k]) / 2) if imp[k] > imp[k - 1] else float(np.nextafter(imp[k], -np.inf))
+
+
+def _poisson_cdf(k: int, lam: float) -> float:
+    """P(X <= k) for X ~ Poisson(lam), summed in log space (k up to ~1e5)."""
+    if lam <= 0:
+        return 1.0
+    i = np.arange(k + 1, dtype=np.float64)
+    log_factorial = np.concatenate([[0.0], np.cumsum(np.log(i[1:]))])
+    logs = i * np.log(lam) - lam - log_factorial
+    m = logs.max()
+    return float(min(1.0, np.exp(m) * np.sum(np.exp(logs - m))))
+
+
+def _solve(f, lo: float, hi: float) -> float:
+    """The root of a decreasing f on [lo, hi] by bisection."""
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if f(mid) > 0 else (lo, mid)
+    return (lo + hi) / 2
+
+
+def fmr_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact two-sided interval for a false-match rate seen as k of n independent
+    impostor pairs (Poisson limit of the binomial, good for k << n)."""
+    a = (1 - confidence) / 2
+    hi_lam = k + 10 * math.sqrt(k + 1) + 20
+    upper = _solve(lambda lam: _poisson_cdf(k, lam) - a, 0.0, hi_lam)
+    lower = 0.0 if k == 0 else _solve(lambda lam: _poisson_cdf(k - 1, lam) - (1 - a), 0.0, hi_lam)
+    return lower / n, upper / n
+
+
+def fmr_upper_bound(k: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided upper confidence bound of a false-match rate seen as k of n pairs."""
+    return fmr_interval(k, n, 2 * confidence - 1)[1]
+
+
+def threshold_at_fmr_bound(impostor: np.ndarray, fmr: float, confidence: float = 0.95) -> float:
+    """Largest threshold at which the one-sided ``confidence`` upper bound of the
+    false-match rate, given how many impostors fall at or below it, is <= fmr: with few
+    impostors in the tail the threshold moves in rather than trusting the point estimate."""
+    imp = np.sort(np.asarray(impostor, np.float64))
+    lo, hi = 0, int(np.floor(fmr * len(imp)))  # the bound grows with k: the largest k it allows
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fmr_upper_bound(mid, len(imp), confidence) <= fmr else (lo, mid - 1)
+    return _threshold_admitting(imp, lo)
+
+
+THRESHOLDS_METHOD = (
+    "strictest per source at the 95 % upper bound: for each fit source separately, the largest threshold whose "
+    "one-sided 95 % upper confidence bound on that source's FMR (exact Poisson, from the impostors at or below it) "
+    "is <= the row; the row's distance is the smallest of these (convert.metrics.strictest_threshold)")
+
+
+def strictest_threshold(sources: dict[str, np.ndarray], fmr: float, confidence: float = 0.95) -> tuple[float, str]:
+    """The threshold that holds on EVERY source of impostor distances separately (each
+    at its ``confidence`` upper bound, threshold_at_fmr_bound): the smallest of the
+    per-source thresholds, and the source that set it."""
+    per = {name: threshold_at_fmr_bound(d, fmr, confidence) for name, d in sources.items()}
+    name = min(per, key=per.get)
+    return per[name], name
 
 
 def rate_at_or_below(dist: np.ndarray, threshold: float) -> float:

@@ -90,3 +90,34 @@ def test_convert_cli_bad_inputs_are_one_line_errors(tmp_path):
         r = subprocess.run([sys.executable, "-m", "convert.cli", *args], cwd=ROOT, capture_output=True, text=True)
         lines = [l for l in r.stderr.splitlines() if l.strip()]
         assert r.returncode == 2 and len(lines) == 1 and words in lines[0], r.stderr
+
+
+def test_fmr_interval_is_the_exact_poisson_interval():
+    from convert.metrics import fmr_interval, fmr_upper_bound
+
+    assert fmr_interval(0, 1)[0] == 0 and fmr_interval(0, 1)[1] == pytest.approx(3.6889, abs=1e-3)
+    lo, hi = fmr_interval(10, 1000)  # textbook exact Poisson limits for 10 events: 4.795, 18.390
+    assert lo == pytest.approx(4.795e-3, abs=1e-6) and hi == pytest.approx(18.390e-3, abs=1e-6)
+    assert fmr_upper_bound(0, 1) == pytest.approx(2.9957, abs=1e-3)  # one-sided 95 %: -ln 0.05
+
+
+def test_threshold_at_fmr_bound_is_stricter_with_few_impostors_in_the_tail():
+    from convert.metrics import fmr_upper_bound, threshold_at_fmr_bound
+
+    imp = np.arange(1, 100001) / 100000.0  # 100,000 impostors: FMR 1e-4 is 10 of them
+    k = int(np.sum(imp <= threshold_at_fmr_bound(imp, 1e-4)))
+    assert k < 10 and fmr_upper_bound(k, len(imp)) <= 1e-4 < fmr_upper_bound(k + 1, len(imp))
+    # with 100x the impostors the bound costs little: close to the point estimate
+    big = np.arange(1, 10000001) / 10000000.0
+    assert 900 < np.sum(big <= threshold_at_fmr_bound(big, 1e-4)) < 1000
+
+
+def test_strictest_threshold_holds_on_every_source():
+    from convert.metrics import fmr_upper_bound, strictest_threshold
+
+    rng = np.random.default_rng(0)
+    loose, tight = rng.uniform(0, 1, 200000), rng.uniform(0.05, 1, 50000)  # "loose" has more close impostors
+    t, source = strictest_threshold({"loose": loose, "tight": tight}, 1e-3)
+    assert source == "loose"
+    for d in (loose, tight):
+        assert fmr_upper_bound(int(np.sum(d <= t)), len(d)) <= 1e-3
