@@ -2,7 +2,9 @@
 
 Households of N people are drawn from people the thresholds never saw (LFW: only
 people in pairs.txt -- the card's thresholds come from LFW people NOT in pairs.txt;
-CelebA: none of it was used for thresholds).  Each member is enrolled from
+CelebA: with ``--cache`` only the odd identities, since the encoder cards' thresholds
+use the even ones; ``--celeba-embeddings`` takes every identity it is given, which is
+held out only for a card fitted without CelebA).  Each member is enrolled from
 ``--enroll`` images; the distance to a member is the mean cosine distance to those
 images (``edge.decision.person_reference``, what the door ships); every other image of
 a member is a member probe; every image of everyone outside the household is a
@@ -17,6 +19,13 @@ Embeddings come from ``facelatch embed --json`` (one pass per data set, cached):
     facelatch embed ../shared/data/celeba-aligned-10k/images --json > build/celeba_int8.jsonl
     python benchmarks/household.py --lfw ../shared/data/lfw --lfw-embeddings build/lfw_int8.jsonl \\
         --celeba ../shared/data/celeba-aligned-10k --celeba-embeddings build/celeba_int8.jsonl
+
+Or straight from the embedding cache of benchmarks/embed_cache.py, with only people no
+threshold saw (LFW pairs.txt people; odd CelebA identities, since the encoder cards'
+thresholds use the even ones):
+
+    python benchmarks/household.py --lfw ../shared/data/lfw --cache build/emb \
+        --card models/facelatch_sface_int8.json --sizes 1 2 5 20
 """
 
 from __future__ import annotations
