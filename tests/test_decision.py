@@ -105,14 +105,14 @@ def test_identifier_batch_rule_equals_the_single_probe_rule():
     assert [s.ambiguous for s in singles] == list(amb) and 0 < np.sum(chosen >= 0) < 300
 
 
-@pytest.mark.parametrize("encoder", ["facelatch_dlib_resnet_int8", "facelatch_sface_int8"])
+@pytest.mark.parametrize("encoder", ["facelatch_dlib_resnet_int8", "facelatch_sface_int8", "facelatch_fusion_int8"])
 def test_card_rows_hold_on_every_fit_source_at_the_upper_bound(encoder):
     """The method the card states (convert.metrics.strictest_threshold): each row's
     impostor counts, per fit source, keep the exact 95 % upper bound at or below the row,
     and the row is tighter as the FMR is lower."""
     from convert.metrics import THRESHOLDS_METHOD, fmr_upper_bound
 
-    card = load_card(models_dir() / f"{encoder}.json", kind="encoder")
+    card = load_card(models_dir() / f"{encoder}.json")
     assert card.data["thresholds_method"] == THRESHOLDS_METHOD
     rows = card.thresholds()
     assert [r["distance"] for r in rows] == sorted(r["distance"] for r in rows)
