@@ -466,13 +466,15 @@ def demo_decisions(pipe: FacePipeline):
     decisions = []
     for p in sorted(demo.glob("probe/*")):
         found = pipe.analyze(read_image(p))
-        d = {"probe": p.name, "faces": len(found), "decision": "no face", "fmr": fmr, "threshold": float(matcher.threshold)}
+        d = {"probe": p.name, "faces": len(found), "decision": "no face", "fmr": fmr, "threshold": float(matcher.threshold),
+             "encoder": pipe.encoder_card.data["name"], "distance_tolerance": pipe.encoder_card.cross_arch_tolerance}
         if found:
             m = matcher.identify(found[0].embedding)
             d.update(decision="match" if m.is_match else "no match", distance=float(m.distance))
             if found[0].live_score is not None:
                 d.update(live_score=float(found[0].live_score), live_threshold=float(pipe.liveness.threshold),
-                         live=pipe.liveness.is_live(found[0].live_score))
+                         live=pipe.liveness.is_live(found[0].live_score),
+                         live_tolerance=pipe.liveness.card.cross_arch_tolerance)
         decisions.append(d)
     return [p.name for p in enroll], decisions
 

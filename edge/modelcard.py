@@ -50,6 +50,13 @@ class ModelCard:
     def sha256(self) -> str:
         return self.data["sha256"]
 
+    @property
+    def cross_arch_tolerance(self) -> float | None:
+        """How far this model's scores may differ between CPU architectures (its int8
+        kernels differ by ISA), measured and recorded in the card; None if not recorded."""
+        entry = self.data.get("cross_arch")
+        return float(entry["tolerance"]) if isinstance(entry, dict) and "tolerance" in entry else None
+
     def thresholds(self) -> list[dict]:
         return sorted(self.data.get("thresholds", []), key=lambda t: t["fmr"])
 

@@ -22,7 +22,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from conftest import DEMO  # noqa: E402
+from conftest import DEMO, TIME_SCALE  # noqa: E402
 
 from edge import config as config_mod  # noqa: E402
 from edge import secrets  # noqa: E402
@@ -32,7 +32,8 @@ from edge.state import StateStore, parse_state  # noqa: E402
 from edge.gallery import Gallery, check_gallery_against_card, load_gallery  # noqa: E402
 from edge.template import Template, check_against_card, load_template  # noqa: E402
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
+# Under emulation (ci/arm64.sh) every example is ~50x slower: fewer there, the same properties.
+FUZZ = settings(max_examples=150 if TIME_SCALE == 1 else 25, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 WORK = Path(tempfile.mkdtemp(prefix="facelatch-fuzz-"))
 atexit.register(shutil.rmtree, WORK, True)
