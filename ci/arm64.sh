@@ -12,7 +12,9 @@
 # Exit 0 with a "SKIP" line where it cannot run (not root, binfmt_misc not mountable,
 # no QEMU >= 10 obtainable); any failure of the install, demo, tests or check exits 1.
 # The root (and pip's cache) is kept under $FACELATCH_CI_CACHE (default
-# /var/cache/facelatch-ci), so a second run skips debootstrap and most downloads.
+# /var/cache/facelatch-ci), so a second run skips debootstrap; the root's venv is kept
+# while pyproject.toml is unchanged (FACELATCH_CI_FRESH=1: a fresh one), so a second run
+# also skips most downloads.
 set -euo pipefail
 { # one compound command: bash reads all of it before running, so editing this file mid-run is safe
 cd "$(dirname "$0")/.."
@@ -100,7 +102,8 @@ rm -rf "$ROOT/root/facelatch" && mkdir -p "$ROOT/root/facelatch"
 # The venv is kept between runs while the dependencies (pyproject.toml) stay the same: the
 # README's install command then runs on it again and reinstalls facelatch itself (a warm
 # run); a changed pyproject.toml, FACELATCH_CI_FRESH=1 or a cold root gets a fresh venv.
-VENV_KEY=$(sha256sum pyproject.toml ci/arm64.sh | sha256sum | cut -c1-16)
+TEST_TOOLS="pytest pytest-xdist hypothesis"   # not part of the Pi install; hypothesis: the parser fuzz tests
+VENV_KEY=$( (sha256sum pyproject.toml; echo "$TEST_TOOLS") | sha256sum | cut -c1-16)
 if [ "${FACELATCH_CI_FRESH:-0}" = 1 ] || [ "$(cat "$ROOT/root/facelatch-venv/.facelatch-ci-key" 2>/dev/null)" != "$VENV_KEY" ]; then
     rm -rf "$ROOT/root/facelatch-venv"
 fi
@@ -128,8 +131,7 @@ say "demo: $((SECONDS - t)) s"
 ~/facelatch-venv/bin/facelatch demo --json > /run-out/arm64-demo.jsonl
 ~/facelatch-venv/bin/facelatch bench --seconds 5
 t=$SECONDS
-# test tools only, not part of the Pi install (hypothesis: the parser fuzz tests, fewer examples here)
-~/facelatch-venv/bin/pip install -q pytest pytest-xdist hypothesis
+~/facelatch-venv/bin/pip install -q $TEST_TOOLS   # fewer hypothesis examples here (tests/test_fuzz.py)
 echo "$VENV_KEY" > ~/facelatch-venv/.facelatch-ci-key
 cd ~/facelatch
 # frames take ~100x longer than on x86-64 here: time bounds in the tests scale by 50;
@@ -150,9 +152,9 @@ unshare --mount --propagation private bash -euc '
     mkdir -p "$ROOT/root/.cache/pip" "$ROOT/run-out"
     mount --bind "$PIPCACHE" "$ROOT/root/.cache/pip"
     mount --bind "$RUN" "$ROOT/run-out"
-    exec chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin QEMU_CPU="$4" VENV_KEY="$5" \
+    exec chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin QEMU_CPU="$4" VENV_KEY="$5" TEST_TOOLS="$6" \
         FACELATCH_TEST_TIME_SCALE="${FACELATCH_TEST_TIME_SCALE:-}" \
-        bash /root/facelatch-ci.sh' _ "$ROOT" "$RUN" "$CACHE/pip" "$QEMU_CPU" "$VENV_KEY"
+        bash /root/facelatch-ci.sh' _ "$ROOT" "$RUN" "$CACHE/pip" "$QEMU_CPU" "$VENV_KEY" "$TEST_TOOLS"
 inner=$?
 set -e
 [ $inner = 0 ] || { say "FAIL: install, demo or tests inside the arm64 root (exit $inner)"; exit 1; }
