@@ -52,8 +52,9 @@ class ModelCard:
 
     @property
     def cross_arch_tolerance(self) -> float | None:
-        """How far this model's scores may differ between CPU architectures (its int8
-        kernels differ by ISA), measured and recorded in the card; None if not recorded."""
+        """How far this model's scores may differ between machines (x86-64 vs arm64, other
+        library builds), as measured and recorded in the card with its cause; None if not
+        recorded (then the cross-architecture check fails)."""
         entry = self.data.get("cross_arch")
         return float(entry["tolerance"]) if isinstance(entry, dict) and "tolerance" in entry else None
 
