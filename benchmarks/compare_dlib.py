@@ -74,7 +74,7 @@ def run_facelatch(frames, threads, seconds, encoder, door=False):
     card's second-look band of the threshold (edge.secondlook)."""
     from edge.cli import demo_images
     from edge.decision import DEFAULT_FMR, Identifier, person_reference
-    from edge.pipeline import FacePipeline, read_image
+    from edge.pipeline import FacePipeline, FaceResult, read_image
     from edge.secondlook import SecondLook
 
     pipe = FacePipeline(encoder, threads=threads)
@@ -100,8 +100,6 @@ def run_facelatch(frames, threads, seconds, encoder, door=False):
 
     def embed(s):
         if door and pipe.embedder.flip:
-            from edge.pipeline import FaceResult
-
             first = pipe.embedder.first_look(s["chip"])
             s["result"] = FaceResult(s["face"], s["landmarks"], s["chip"], pipe.embedder.finish(first), first_look=first)
         else:
@@ -112,10 +110,10 @@ def run_facelatch(frames, threads, seconds, encoder, door=False):
         if s["result"] is None:
             return ident.identify(s["embedding"])
         r = s["result"]
-        ident_ = look.identify(r, ident)
+        who = look.identify(r, ident)
         seconds_looked[0] += r.first_look is None
         seconds_looked[1] += 1
-        return ident_
+        return who
 
     st = timed_loop(frames, seconds, [
         ("decode", decode), ("detect", detect), ("align", align), ("quality", quality),

@@ -127,7 +127,10 @@ class Identifier:
         return nearest, np.where(within == 1, nearest, -1), within > 1
 
     def identify(self, embedding: np.ndarray) -> Identity:
-        d = self.distances(embedding)
+        return self.identify_distances(self.distances(embedding))
+
+    def identify_distances(self, d: np.ndarray) -> Identity:
+        """``identify`` for distances already measured (``distances(embedding)``)."""
         nearest, chosen, ambiguous = (int(v[0]) for v in self.decide(d[None], self.threshold))
         second = float(np.partition(d, 1)[1]) if len(d) > 1 else None
         return Identity(self.names[chosen] if chosen >= 0 else None, self.names[nearest], float(d[nearest]), second,

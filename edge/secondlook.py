@@ -39,6 +39,8 @@ class SecondLook:
         return self.band is not None and bool(np.all(np.abs(np.asarray(distances) - threshold) > self.band))
 
     def identify(self, face, identifier: Identifier) -> Identity:
-        if face.first_look is not None and not self.clear(identifier.distances(face.embedding), identifier.threshold):
+        d = identifier.distances(face.embedding)
+        if face.first_look is not None and not self.clear(d, identifier.threshold):
             self.pipeline.complete(face)
-        return identifier.identify(face.embedding)
+            d = identifier.distances(face.embedding)
+        return identifier.identify_distances(d)
