@@ -61,26 +61,34 @@ def _poisson_cdf(k: int, lam: float) -> float:
 
 
 def _solve(f, lo: float, hi: float) -> float:
-    """The root of a decreasing f on [lo, hi] by bisection."""
+    """The root of a decreasing f on [lo, hi] by bisection (to the last bit: it stops
+    once a step no longer moves either end, which every later step would repeat)."""
     for _ in range(200):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if f(mid) > 0 else (lo, mid)
+        step = (mid, hi) if f(mid) > 0 else (lo, mid)
+        if step == (lo, hi):
+            break
+        lo, hi = step
     return (lo + hi) / 2
+
+
+def _upper_lambda(k: int, tail: float) -> float:
+    """The Poisson mean whose P(X <= k) is ``tail``: the exact upper limit for k events."""
+    return _solve(lambda lam: _poisson_cdf(k, lam) - tail, 0.0, k + 10 * math.sqrt(k + 1) + 20)
 
 
 def fmr_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Exact two-sided interval for a false-match rate seen as k of n independent
     impostor pairs (Poisson limit of the binomial, good for k << n)."""
     a = (1 - confidence) / 2
-    hi_lam = k + 10 * math.sqrt(k + 1) + 20
-    upper = _solve(lambda lam: _poisson_cdf(k, lam) - a, 0.0, hi_lam)
-    lower = 0.0 if k == 0 else _solve(lambda lam: _poisson_cdf(k - 1, lam) - (1 - a), 0.0, hi_lam)
-    return lower / n, upper / n
+    lower = 0.0 if k == 0 else _solve(lambda lam: _poisson_cdf(k - 1, lam) - (1 - a), 0.0,
+                                      k + 10 * math.sqrt(k + 1) + 20)
+    return lower / n, _upper_lambda(k, a) / n
 
 
 def fmr_upper_bound(k: int, n: int, confidence: float = 0.95) -> float:
     """One-sided upper confidence bound of a false-match rate seen as k of n pairs."""
-    return fmr_interval(k, n, 2 * confidence - 1)[1]
+    return _upper_lambda(k, 1 - confidence) / n
 
 
 def threshold_at_fmr_bound(impostor: np.ndarray, fmr: float, confidence: float = 0.95) -> float:
