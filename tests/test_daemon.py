@@ -88,8 +88,8 @@ def test_photo_of_the_enrolled_person_does_not_unlock(tmp_path, enrolled, faces)
 
 
 def test_stranger_never_unlocks(tmp_path, enrolled, faces):
-    frames = [frame(faces["biden"])] * 40 + [frame(faces["hanks"])] * 40
-    cfg, state = setup_door(tmp_path, enrolled, frames, attempt_timeout_s=1.0)
+    frames = [frame(faces["biden"])] * 12 + [frame(faces["hanks"])] * 12  # attempts of 0.5 s at 15 fps: 3
+    cfg, state = setup_door(tmp_path, enrolled, frames, attempt_timeout_s=0.5)
     run(str(cfg))
     assert decisions(state, "unlock") == []
     denies = decisions(state, "deny")
@@ -117,16 +117,16 @@ def test_small_faces_are_ignored(tmp_path, enrolled, faces):
 
 
 def test_lockout_persists_across_restart(tmp_path, enrolled, faces):
-    stranger = [frame(faces["biden"])] * 40  # attempts of 1 s at 15 fps -> 2 failures
+    stranger = [frame(faces["biden"])] * 20  # attempts of 0.5 s at 15 fps -> 2 failures
     # the backoff runs on the wall clock: scaled, so that under emulation it outlasts both runs
-    cfg, state = setup_door(tmp_path, enrolled, stranger, attempt_timeout_s=1.0, max_failed_attempts=2,
+    cfg, state = setup_door(tmp_path, enrolled, stranger, attempt_timeout_s=0.5, max_failed_attempts=2,
                             backoff_s=scaled(30), backoff_max_s=scaled(300))
     run(str(cfg))
     lock = json.loads((state / "lockout.json").read_text())
     assert lock["backoff_until"] > time.time() + scaled(20) and lock["lockouts"] == 1
     # restart: the enrolled person now comes, but the backoff still holds
-    write_sequence(tmp_path / "frames", [frame(faces["obama"])] * 10)
-    for p in sorted((tmp_path / "frames").glob("*.jpg"))[10:]:
+    write_sequence(tmp_path / "frames", [frame(faces["obama"])] * 5)
+    for p in sorted((tmp_path / "frames").glob("*.jpg"))[5:]:
         p.unlink()
     run(str(cfg))
     assert decisions(state, "unlock") == []
@@ -293,11 +293,11 @@ def test_adjusted_still_photo_as_identical_frames_does_not_unlock(tmp_path, enro
     """A folder of identical frames (a frozen or injected still): no frame is fresh,
     so none counts, even though the face matches and the passive model calls this
     clean digital photo live."""
-    cfg, state = setup_door(tmp_path, enrolled, [_adjusted_still()] * 24, liveness=True, attempt_timeout_s=1.0)
+    cfg, state = setup_door(tmp_path, enrolled, [_adjusted_still()] * 12, liveness=True, attempt_timeout_s=0.5)
     seq = tmp_path / "frames"
     for p in sorted(seq.glob("*.jpg")):  # exact copies, no sensor noise
         p.unlink()
-    write_sequence(seq, [_adjusted_still()] * 24, noise=0)
+    write_sequence(seq, [_adjusted_still()] * 12, noise=0)
     run(str(cfg))
     assert decisions(state, "unlock") == []
     deny = decisions(state, "deny")
@@ -309,10 +309,10 @@ def test_jittered_still_photo_needs_the_blink_check(tmp_path, enrolled):
     liveness.require_blink it never unlocks — a photo does not blink."""
     state = tmp_path / "state"
     shutil.copytree(enrolled, state, dirs_exist_ok=True)
-    seq = write_sequence(tmp_path / "frames", [_adjusted_still()] * 40, noise=2.0)
+    seq = write_sequence(tmp_path / "frames", [_adjusted_still()] * 12, noise=2.0)
     cfg = tmp_path / "config.toml"
     cfg.write_text(f'state_dir = "{state}"\n[liveness]\nrequire_blink = true\n'
-                   f'[camera]\nsource = "images"\ndevice = "{seq}"\npace = false\n[policy]\nattempt_timeout_s = 2.0\n')
+                   f'[camera]\nsource = "images"\ndevice = "{seq}"\npace = false\n[policy]\nattempt_timeout_s = 0.5\n')
     run(str(cfg))
     assert decisions(state, "unlock") == []
     assert decisions(state, "deny")

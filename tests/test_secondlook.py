@@ -2,6 +2,7 @@
 the threshold -- and then the decision is exactly the full embedding's."""
 
 import numpy as np
+import pytest
 
 from edge.decision import Identifier, distance, person_reference
 from edge.pipeline import read_image
@@ -9,9 +10,12 @@ from edge.secondlook import SecondLook, second_look_band
 from conftest import DEMO
 
 
-def enrolled_identifier(pipeline, threshold):
+@pytest.fixture(scope="module")
+def enrolled_identifier(pipeline):
+    """An Identifier for the enrolled demo person at a given threshold (embedded once)."""
     e = np.stack([pipeline.analyze(read_image(p))[0].embedding for p in sorted(DEMO.glob("enroll/*"))])
-    return Identifier(["obama"], person_reference(e, "cosine")[None], "cosine", threshold, 1e-4)
+    reference = person_reference(e, "cosine")[None]
+    return lambda threshold: Identifier(["obama"], reference, "cosine", threshold, 1e-4)
 
 
 def test_first_look_completed_equals_the_full_embedding(pipeline):
@@ -33,29 +37,29 @@ def test_shipped_card_has_a_measured_band(pipeline):
     assert "held_out" in card.data["embedding"]["second_look"]
 
 
-def test_clear_frames_take_one_look_and_near_ones_take_two(pipeline):
+def test_clear_frames_take_one_look_and_near_ones_take_two(pipeline, enrolled_identifier):
     look = SecondLook(pipeline)
     band = look.band
     for probe in ("obama3.jpg", "biden.jpg"):
         full = pipeline.analyze(read_image(DEMO / "probe" / probe))[0]
         face = pipeline.analyze(read_image(DEMO / "probe" / probe), look="first")[0]
         assert face.first_look is not None
-        d_first = float(enrolled_identifier(pipeline, 0.5).distances(face.embedding)[0])
+        d_first = float(enrolled_identifier(0.5).distances(face.embedding)[0])
         # threshold far from the first look's distance: decided on the first look alone
-        far = enrolled_identifier(pipeline, d_first + band + 0.05)
+        far = enrolled_identifier(d_first + band + 0.05)
         m = look.identify(face, far)
         assert face.first_look is not None and m.is_match
         # threshold within the band: the mirror is added, and the answer is the full embedding's
-        near = enrolled_identifier(pipeline, d_first + band / 2)
+        near = enrolled_identifier(d_first + band / 2)
         m = look.identify(face, near)
         assert face.first_look is None
         np.testing.assert_array_equal(face.embedding, full.embedding)
         assert m.distance == near.identify(full.embedding).distance
 
 
-def test_without_a_band_every_face_gets_both_looks(pipeline):
+def test_without_a_band_every_face_gets_both_looks(pipeline, enrolled_identifier):
     look = SecondLook(pipeline)
     look.band = None
     face = pipeline.analyze(read_image(DEMO / "probe" / "biden.jpg"), look="first")[0]
-    look.identify(face, enrolled_identifier(pipeline, 0.01))
+    look.identify(face, enrolled_identifier(0.01))
     assert face.first_look is None
