@@ -95,8 +95,14 @@ class Door:
                               cfg.audit.snapshot_max_count, cfg.audit.snapshot_max_age_days)
 
     def judge(self, frame) -> FrameResult:
-        """Faces and who the largest face is; any error -> no faces judged as a match."""
+        """Faces and who the largest face is; any error -> no faces judged as a match.
+        During a backoff or a cooldown only where the faces are: no frame counts then,
+        so none is embedded or scored (on a Pi: detection alone, a fraction of the work)."""
         try:
+            if not self.policy.listening(frame.t, frame.wall):
+                self.refused = None
+                return FrameResult(frame.t, [tuple(float(v) for v in r.face.box)
+                                             for r in self.pipeline.analyze(frame.rgb, embed="none")])
             found = self.pipeline.analyze(frame.rgb, look="first")
             boxes = [tuple(float(v) for v in r.face.box) for r in found]
             self.refused = None

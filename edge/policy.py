@@ -179,6 +179,12 @@ class DoorPolicy:
 
     # -- the rule ------------------------------------------------------------------
 
+    def listening(self, t: float, wall: float) -> bool:
+        """Whether a frame at camera time ``t`` and wall time ``wall`` can count for an
+        attempt.  During a backoff or the cooldown after an unlock it cannot (``observe``
+        then only needs to know whether faces are in view), so the door need not judge it."""
+        return wall >= self.state.backoff_until and t >= self.cooldown_until
+
     def observe(self, f: FrameResult, wall: float) -> list[Decision]:
         c, out = self.c, []
         if wall < self.state.backoff_until:  # 1. backoff

@@ -77,6 +77,31 @@ def test_enrolled_person_unlocks_exactly_once(tmp_path, enrolled, faces):
     assert u["fmr"] == 1e-4 and len(u["model_sha256"]) == 64 and u["face_px"] > 80
 
 
+def _count_embedding_analyses(monkeypatch):
+    """Patch FacePipeline.analyze to count the calls that embed a face."""
+    from edge.pipeline import FacePipeline
+
+    calls, real = [], FacePipeline.analyze
+    monkeypatch.setattr(FacePipeline, "analyze",
+                        lambda self, rgb, embed="largest", look="full": (calls.append(embed),
+                                                                        real(self, rgb, embed, look))[1])
+    return calls
+
+
+def test_frames_in_the_cooldown_or_a_backoff_are_not_embedded(tmp_path, enrolled, faces, monkeypatch):
+    calls = _count_embedding_analyses(monkeypatch)
+    cfg, state = setup_door(tmp_path, enrolled, [frame(faces["obama"])] * 10)
+    run(str(cfg))
+    [u] = decisions(state, "unlock")
+    assert len(calls) == 10 and calls.count("largest") == u["frames"] < 10  # the rest: in the cooldown
+    calls.clear()
+    cfg, state = setup_door(tmp_path / "b", enrolled, [frame(faces["biden"])] * 24, attempt_timeout_s=0.5,
+                            max_failed_attempts=2, backoff_s=scaled(30))
+    run(str(cfg))
+    denied = sum(d["frames"] for d in decisions(state, "deny"))
+    assert decisions(state, "locked_out") and calls.count("largest") == denied < 24  # the rest: in the backoff
+
+
 def test_photo_of_the_enrolled_person_does_not_unlock(tmp_path, enrolled, faces):
     frames = [frame(faces["obama"])] * 10
     cfg, state = setup_door(tmp_path, enrolled, frames, liveness=True, attempt_timeout_s=0.5)
