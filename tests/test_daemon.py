@@ -96,7 +96,7 @@ def test_frames_in_the_cooldown_or_a_backoff_are_not_embedded(tmp_path, enrolled
     assert len(calls) == 10 and calls.count("largest") == u["frames"] < 10  # the rest: in the cooldown
     calls.clear()
     cfg, state = setup_door(tmp_path / "b", enrolled, [frame(faces["biden"])] * 24, attempt_timeout_s=0.5,
-                            max_failed_attempts=2, backoff_s=scaled(30))
+                            max_failed_attempts=2, backoff_s=scaled(30), backoff_max_s=scaled(300))
     run(str(cfg))
     denied = sum(d["frames"] for d in decisions(state, "deny"))
     assert decisions(state, "locked_out") and calls.count("largest") == denied < 24  # the rest: in the backoff
