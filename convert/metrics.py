@@ -72,23 +72,28 @@ def _solve(f, lo: float, hi: float) -> float:
     return (lo + hi) / 2
 
 
-def _upper_lambda(k: int, tail: float) -> float:
-    """The Poisson mean whose P(X <= k) is ``tail``: the exact upper limit for k events."""
-    return _solve(lambda lam: _poisson_cdf(k, lam) - tail, 0.0, k + 10 * math.sqrt(k + 1) + 20)
+def _mean_search_top(k: int) -> float:
+    """A Poisson mean above both exact limits for k events (the bisection's upper end)."""
+    return k + 10 * math.sqrt(k + 1) + 20
+
+
+def _poisson_mean_at(k: int, cdf: float, top: float) -> float:
+    """The Poisson mean in [0, top] at which P(X <= k) equals ``cdf`` (it falls as the mean grows)."""
+    return _solve(lambda lam: _poisson_cdf(k, lam) - cdf, 0.0, top)
 
 
 def fmr_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Exact two-sided interval for a false-match rate seen as k of n independent
     impostor pairs (Poisson limit of the binomial, good for k << n)."""
     a = (1 - confidence) / 2
-    lower = 0.0 if k == 0 else _solve(lambda lam: _poisson_cdf(k - 1, lam) - (1 - a), 0.0,
-                                      k + 10 * math.sqrt(k + 1) + 20)
-    return lower / n, _upper_lambda(k, a) / n
+    top = _mean_search_top(k)
+    lower = 0.0 if k == 0 else _poisson_mean_at(k - 1, 1 - a, top)
+    return lower / n, _poisson_mean_at(k, a, top) / n
 
 
 def fmr_upper_bound(k: int, n: int, confidence: float = 0.95) -> float:
     """One-sided upper confidence bound of a false-match rate seen as k of n pairs."""
-    return _upper_lambda(k, 1 - confidence) / n
+    return _poisson_mean_at(k, 1 - confidence, _mean_search_top(k)) / n
 
 
 def threshold_at_fmr_bound(impostor: np.ndarray, fmr: float, confidence: float = 0.95) -> float:

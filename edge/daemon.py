@@ -59,6 +59,10 @@ def version() -> str:
         return "0"
 
 
+def _boxes(found) -> list[tuple]:
+    return [tuple(float(v) for v in r.face.box) for r in found]
+
+
 class Door:
     """Everything built from one config; rebuilt on SIGHUP."""
 
@@ -101,10 +105,9 @@ class Door:
         try:
             if not self.policy.listening(frame.t, frame.wall):
                 self.refused = None
-                return FrameResult(frame.t, [tuple(float(v) for v in r.face.box)
-                                             for r in self.pipeline.analyze(frame.rgb, embed="none")])
+                return FrameResult(frame.t, _boxes(self.pipeline.analyze(frame.rgb, embed="none")))
             found = self.pipeline.analyze(frame.rgb, look="first")
-            boxes = [tuple(float(v) for v in r.face.box) for r in found]
+            boxes = _boxes(found)
             self.refused = None
             if not found or found[0].embedding is None:
                 return FrameResult(frame.t, boxes)
