@@ -17,13 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this checkout's edge/, not an installed one
 
-import numpy as np  # noqa: E402
-
-from conftest import DEMO  # noqa: E402
-from frames import crops, frame, write_sequence  # noqa: E402
+from frames import crops, frame, write_demo_template, write_sequence  # noqa: E402
 from edge.daemon import run  # noqa: E402
-from edge.pipeline import FacePipeline, read_image  # noqa: E402
-from edge.template import Template  # noqa: E402
 
 
 def main() -> None:
@@ -34,9 +29,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     state = tmp / "state"
     state.mkdir()
-    pipe = FacePipeline()
-    emb = [pipe.analyze(read_image(DEMO / "enroll" / n))[0].embedding for n in ("obama.jpg", "obama2.jpg")]
-    Template(pipe.model_sha256, np.stack(emb), "cosine").save(state / "template.json")
+    write_demo_template(state / "template.json")
     seq = write_sequence(tmp / "frames", [frame(crops()["obama"])] * args.frames)
     cfg = tmp / "config.toml"
     cfg.write_text(f'state_dir = "{state}"\n[liveness]\nenabled = false\n[security]\nallow_insecure = true\n'

@@ -34,6 +34,17 @@ def write_sequence(folder: Path, frames: list[np.ndarray], noise: float = 2.0) -
     return folder
 
 
+def write_demo_template(path: Path) -> Path:
+    """The template a door enrolls from the two bundled enrolment photos."""
+    from edge.pipeline import FacePipeline, read_image
+    from edge.template import Template
+
+    pipe = FacePipeline()
+    emb = [pipe.analyze(read_image(DEMO / "enroll" / n))[0].embedding for n in ("obama.jpg", "obama2.jpg")]
+    Template(pipe.model_sha256, np.stack(emb), "cosine").save(path)
+    return path
+
+
 def crops():
     return {name: crop_of(DEMO / rel) for name, rel in
             [("obama", "probe/obama3.jpg"), ("biden", "probe/biden.jpg"), ("hanks", "probe/tom_hanks.png"),

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import DEMO, ROOT, scaled
-from frames import crops, frame, write_sequence
+from frames import crops, frame, write_demo_template, write_sequence
 
 from edge import config as config_mod
 from edge.camera import CameraError, ImageFolder
@@ -32,12 +32,7 @@ def faces():
 def enrolled(tmp_path_factory):
     """A state dir with a template enrolled from the two enrollment photos."""
     state = tmp_path_factory.mktemp("enrolled")
-    from edge.pipeline import FacePipeline, read_image
-    from edge.template import Template
-
-    pipe = FacePipeline()
-    emb = [pipe.analyze(read_image(DEMO / "enroll" / n))[0].embedding for n in ("obama.jpg", "obama2.jpg")]
-    Template(pipe.model_sha256, np.stack(emb), "cosine").save(state / "template.json")
+    write_demo_template(state / "template.json")
     return state
 
 
