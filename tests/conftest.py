@@ -29,9 +29,41 @@ def pipeline():
 
 
 def run_cli(*args):
-    """Run the facelatch CLI in a subprocess: (returncode, stdout, stderr)."""
-    import subprocess
+    """The facelatch CLI's ``main`` run in this process, seen as a subprocess would
+    see it: (returncode, stdout, stderr), with what native code (the interpreters,
+    OpenCV) writes to file descriptors 1 and 2 included.  Starting a Python per call
+    would add ~1.5 s of imports each under emulation (ci/arm64.sh).  Tests of the
+    process itself (exit on a signal, file modes, the unit's memory rules, the thread
+    variables set before numpy loads) start a real one with subprocess."""
+    import contextlib
+    import io
+    import logging
+    import tempfile
+    import traceback
 
-    p = subprocess.run([sys.executable, "-m", "edge.cli", *map(str, args)], capture_output=True, text=True,
-                       cwd=ROOT, timeout=scaled(120))
-    return p.returncode, p.stdout, p.stderr
+    from edge.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    # a fresh process has no log handlers: warnings reach stderr through logging.lastResort
+    root, last_resort = logging.getLogger(), logging.StreamHandler(err)
+    last_resort.setLevel(logging.WARNING)
+    handlers, root.handlers = root.handlers, [last_resort]
+    with tempfile.TemporaryFile() as fd1, tempfile.TemporaryFile() as fd2, contextlib.chdir(ROOT):
+        sys.stdout.flush(), sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(fd1.fileno(), 1), os.dup2(fd2.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    rc = main([str(a) for a in args])
+                except SystemExit as e:  # argparse: usage errors and --help
+                    rc = e.code if isinstance(e.code, int) else 0 if e.code is None else (print(e.code, file=sys.stderr), 1)[1]
+                except Exception:  # what an uncaught exception does to a Python process
+                    traceback.print_exc()
+                    rc = 1
+        finally:
+            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+            os.close(saved[0]), os.close(saved[1])
+            root.handlers = handlers
+        native = [(f.seek(0), f.read().decode(errors="replace"))[1] for f in (fd1, fd2)]
+    return rc, out.getvalue() + native[0], err.getvalue() + native[1]
