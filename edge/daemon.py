@@ -100,17 +100,16 @@ class Door:
 
     def judge(self, frame) -> FrameResult:
         """Faces and who the largest face is; any error -> no faces judged as a match.
-        During a backoff or a cooldown only where the faces are: no frame counts then,
-        so none is embedded or scored (on a Pi: detection alone, a fraction of the work)."""
+        Only where a face can count for an attempt (``DoorPolicy.judges``) is it
+        examined (landmarks, quality, liveness, embedding): not during a backoff or a
+        cooldown, nor a face too small, nor a crowd."""
         try:
-            if not self.policy.listening(frame.t, frame.wall):
-                self.refused = None
-                return FrameResult(frame.t, _boxes(self.pipeline.analyze(frame.rgb, embed="none")))
-            found = self.pipeline.analyze(frame.rgb, look="first")
+            found = self.pipeline.analyze(frame.rgb, embed="none")
             boxes = _boxes(found)
             self.refused = None
-            if not found or found[0].embedding is None:
+            if not self.policy.judges(frame.t, frame.wall, boxes):
                 return FrameResult(frame.t, boxes)
+            self.pipeline.examine(frame.rgb, found[0], look="first")
             if found[0].quality is not None and not found[0].quality.ok:  # no decision: not a face to judge
                 self.refused = found[0].quality
                 return FrameResult(frame.t, boxes if len(boxes) > 1 else [])

@@ -83,13 +83,17 @@ class FaceFinder:
         self.times.detect += time.perf_counter() - t0
         self.times.calls += 1
         for r in results if chips == "all" else results[:1] if chips == "largest" else []:
-            t0 = time.perf_counter()
-            r.landmarks, _ = self.mesh.landmarks(rgb, r.face)
-            t1 = time.perf_counter()
-            r.chip = self.aligner.chip(rgb, r.landmarks)
-            self.times.landmarks += t1 - t0
-            self.times.align += time.perf_counter() - t1
+            self.chip(rgb, r)
         return results
+
+    def chip(self, rgb: np.ndarray, r: FaceResult) -> None:
+        """Landmarks and the aligned chip of one found face (set on ``r``)."""
+        t0 = time.perf_counter()
+        r.landmarks, _ = self.mesh.landmarks(rgb, r.face)
+        t1 = time.perf_counter()
+        r.chip = self.aligner.chip(rgb, r.landmarks)
+        self.times.landmarks += t1 - t0
+        self.times.align += time.perf_counter() - t1
 
 
 def _card_path(name: str | Path, models: Path) -> Path:
@@ -124,27 +128,34 @@ class FacePipeline:
         return self.encoder_card.sha256
 
     def analyze(self, rgb: np.ndarray, embed: str = "largest", look: str = "full") -> list[FaceResult]:
-        """``embed``: "largest", "all" or "none".  ``look="first"``: embed the chip
-        alone when the card averages it with its mirror; the caller completes the
-        embedding (``complete``) where that can matter, see edge.secondlook."""
-        results = self.finder.find(rgb, chips=embed)
-        for r in results:
-            if r.chip is not None:
-                if self.quality is not None:
-                    r.quality = self.quality.check(rgb, r.face.box, r.landmarks)
-                t0 = time.perf_counter()
-                if self.liveness is not None:
-                    r.live_patch = self.liveness.patch(rgb, r.face)
-                    r.live_score = self.liveness.score_patch(r.live_patch)
-                t1 = time.perf_counter()
-                if look == "first" and self.embedder.flip:
-                    r.first_look = self.embedder.first_look(r.chip)
-                    r.embedding = self.embedder.finish(r.first_look)
-                else:
-                    r.embedding = self.embedder.embed(r.chip)
-                self.times.liveness += t1 - t0
-                self.times.embed += time.perf_counter() - t1
+        """``embed``: "largest", "all" or "none" (detection only; ``examine`` can
+        follow).  ``look="first"``: see ``examine``."""
+        results = self.finder.find(rgb, chips="none")
+        for r in results if embed == "all" else results[:1] if embed == "largest" else []:
+            self.examine(rgb, r, look)
         return results
+
+    def examine(self, rgb: np.ndarray, r: FaceResult, look: str = "full") -> FaceResult:
+        """Landmarks, chip, quality, liveness and embedding of one found face (set on
+        ``r``, returned).  ``look="first"``: embed the chip alone when the card
+        averages it with its mirror; the caller completes the embedding
+        (``complete``) where that can matter, see edge.secondlook."""
+        self.finder.chip(rgb, r)
+        if self.quality is not None:
+            r.quality = self.quality.check(rgb, r.face.box, r.landmarks)
+        t0 = time.perf_counter()
+        if self.liveness is not None:
+            r.live_patch = self.liveness.patch(rgb, r.face)
+            r.live_score = self.liveness.score_patch(r.live_patch)
+        t1 = time.perf_counter()
+        if look == "first" and self.embedder.flip:
+            r.first_look = self.embedder.first_look(r.chip)
+            r.embedding = self.embedder.finish(r.first_look)
+        else:
+            r.embedding = self.embedder.embed(r.chip)
+        self.times.liveness += t1 - t0
+        self.times.embed += time.perf_counter() - t1
+        return r
 
     def complete(self, r: FaceResult) -> None:
         """Turn a first-look face into the card's full (flip-averaged) embedding."""

@@ -27,6 +27,7 @@ from conftest import DEMO, TIME_SCALE  # noqa: E402
 from edge import config as config_mod  # noqa: E402
 from edge import secrets  # noqa: E402
 from edge.decision import Matcher  # noqa: E402
+from edge.policy import DoorPolicy, FrameResult, PolicyConfig  # noqa: E402
 from edge.errors import FacelatchError  # noqa: E402
 from edge.state import StateStore, parse_state  # noqa: E402
 from edge.gallery import Gallery, check_gallery_against_card, load_gallery  # noqa: E402
@@ -281,3 +282,25 @@ def test_random_bytes_as_lockout_state(data):
 def test_fuzz_inputs_were_parsed_as_toml_sometimes():
     """A sanity check of the config fuzzing itself: the example parses."""
     assert config_mod.parse(tomllib.loads(EXAMPLE.decode())) == config_mod.Config()
+
+
+# --- the door examines only the faces that can count ----------------------------------
+NEAR, NEAR2, FAR = (100.0, 100.0, 120.0, 120.0), (400.0, 100.0, 110.0, 110.0), (300.0, 300.0, 40.0, 40.0)
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.sampled_from([[], [NEAR], [NEAR2], [FAR], [NEAR, FAR], [NEAR, NEAR2]]), st.booleans()),
+                max_size=120), st.sampled_from(["deny", "largest"]))
+def test_a_face_the_policy_does_not_judge_cannot_change_a_decision(frames, crowd):
+    """The door skips landmarks, liveness and the encoder where DoorPolicy.judges says
+    no: a policy told nothing about those frames' faces decides exactly as one told."""
+    cfg = PolicyConfig(attempt_timeout_s=1.0, max_failed_attempts=2, backoff_s=2.0, backoff_max_s=4.0,
+                       unlock_cooldown_s=1.0, multiple_faces=crowd)
+    told, blind = DoorPolicy(cfg), DoorPolicy(cfg)
+    for i, (boxes, match) in enumerate(frames):
+        t = i / 15
+        judged = told.judges(t, 1000 + t, boxes)
+        assert judged == blind.judges(t, 1000 + t, boxes)
+        full = FrameResult(t, boxes, match, 0.03 if match else 0.2, eye_ratio=0.3, person="p" if match else None)
+        a = told.observe(full, 1000 + t)
+        assert a == blind.observe(full if judged else FrameResult(t, boxes), 1000 + t)
