@@ -83,21 +83,21 @@ def _count_examined(monkeypatch):
 
 def test_frames_in_the_cooldown_or_a_backoff_are_not_examined(tmp_path, enrolled, faces, monkeypatch):
     examined = _count_examined(monkeypatch)
-    cfg, state = setup_door(tmp_path, enrolled, [frame(faces["obama"])] * 10)
+    cfg, state = setup_door(tmp_path, enrolled, [frame(faces["obama"])] * 6)
     run(str(cfg))
     [u] = decisions(state, "unlock")
-    assert len(examined) == u["frames"] < 10  # the rest: in the cooldown
+    assert len(examined) == u["frames"] < 6  # the rest: in the cooldown
     examined.clear()
-    cfg, state = setup_door(tmp_path / "b", enrolled, [frame(faces["biden"])] * 24, attempt_timeout_s=0.5,
+    cfg, state = setup_door(tmp_path / "b", enrolled, [frame(faces["biden"])] * 14, attempt_timeout_s=0.2,
                             max_failed_attempts=2, backoff_s=scaled(30), backoff_max_s=scaled(300))
     run(str(cfg))
     denied = sum(d["frames"] for d in decisions(state, "deny"))
-    assert decisions(state, "locked_out") and len(examined) == denied < 24  # the rest: in the backoff
+    assert decisions(state, "locked_out") and len(examined) == denied < 14  # the rest: in the backoff
 
 
 def test_photo_of_the_enrolled_person_does_not_unlock(tmp_path, enrolled, faces):
-    frames = [frame(faces["obama"])] * 10
-    cfg, state = setup_door(tmp_path, enrolled, frames, liveness=True, attempt_timeout_s=0.5)
+    frames = [frame(faces["obama"])] * 6  # an attempt of 0.2 s at 15 fps: 4 frames, timed out at the 5th
+    cfg, state = setup_door(tmp_path, enrolled, frames, liveness=True, attempt_timeout_s=0.2)
     run(str(cfg))
     assert decisions(state, "unlock") == []
     deny = decisions(state, "deny")
@@ -106,8 +106,8 @@ def test_photo_of_the_enrolled_person_does_not_unlock(tmp_path, enrolled, faces)
 
 
 def test_stranger_never_unlocks(tmp_path, enrolled, faces):
-    frames = [frame(faces["biden"])] * 12 + [frame(faces["hanks"])] * 12  # attempts of 0.5 s at 15 fps: 3
-    cfg, state = setup_door(tmp_path, enrolled, frames, attempt_timeout_s=0.5)
+    frames = [frame(faces["biden"])] * 5 + [frame(faces["hanks"])] * 5  # attempts of 0.2 s at 15 fps: 2
+    cfg, state = setup_door(tmp_path, enrolled, frames, attempt_timeout_s=0.2)
     run(str(cfg))
     assert decisions(state, "unlock") == []
     denies = decisions(state, "deny")
@@ -125,7 +125,7 @@ def test_two_faces_deny_even_with_the_enrolled_person(tmp_path, enrolled, faces,
 
 
 def test_no_face_no_attempt(tmp_path, enrolled):
-    cfg, state = setup_door(tmp_path, enrolled, [frame()] * 20)
+    cfg, state = setup_door(tmp_path, enrolled, [frame()] * 10)
     run(str(cfg))
     assert audit(state) == []
 
@@ -138,9 +138,9 @@ def test_small_faces_are_ignored(tmp_path, enrolled, faces, monkeypatch):
 
 
 def test_lockout_persists_across_restart(tmp_path, enrolled, faces):
-    stranger = [frame(faces["biden"])] * 20  # attempts of 0.5 s at 15 fps -> 2 failures
+    stranger = [frame(faces["biden"])] * 12  # attempts of 0.2 s at 15 fps (5 frames) -> 2 failures
     # the backoff runs on the wall clock: scaled, so that under emulation it outlasts both runs
-    cfg, state = setup_door(tmp_path, enrolled, stranger, attempt_timeout_s=0.5, max_failed_attempts=2,
+    cfg, state = setup_door(tmp_path, enrolled, stranger, attempt_timeout_s=0.2, max_failed_attempts=2,
                             backoff_s=scaled(30), backoff_max_s=scaled(300))
     run(str(cfg))
     lock = json.loads((state / "lockout.json").read_text())
@@ -314,11 +314,11 @@ def test_adjusted_still_photo_as_identical_frames_does_not_unlock(tmp_path, enro
     """A folder of identical frames (a frozen or injected still): no frame is fresh,
     so none counts, even though the face matches and the passive model calls this
     clean digital photo live."""
-    cfg, state = setup_door(tmp_path, enrolled, [_adjusted_still()] * 12, liveness=True, attempt_timeout_s=0.5)
+    cfg, state = setup_door(tmp_path, enrolled, [_adjusted_still()] * 6, liveness=True, attempt_timeout_s=0.2)
     seq = tmp_path / "frames"
     for p in sorted(seq.glob("*.jpg")):  # exact copies, no sensor noise
         p.unlink()
-    write_sequence(seq, [_adjusted_still()] * 12, noise=0)
+    write_sequence(seq, [_adjusted_still()] * 6, noise=0)
     run(str(cfg))
     assert decisions(state, "unlock") == []
     deny = decisions(state, "deny")
@@ -330,10 +330,10 @@ def test_jittered_still_photo_needs_the_blink_check(tmp_path, enrolled):
     liveness.require_blink it never unlocks — a photo does not blink."""
     state = tmp_path / "state"
     shutil.copytree(enrolled, state, dirs_exist_ok=True)
-    seq = write_sequence(tmp_path / "frames", [_adjusted_still()] * 12, noise=2.0)
+    seq = write_sequence(tmp_path / "frames", [_adjusted_still()] * 6, noise=2.0)
     cfg = tmp_path / "config.toml"
     cfg.write_text(f'state_dir = "{state}"\n[liveness]\nrequire_blink = true\n'
-                   f'[camera]\nsource = "images"\ndevice = "{seq}"\npace = false\n[policy]\nattempt_timeout_s = 0.5\n')
+                   f'[camera]\nsource = "images"\ndevice = "{seq}"\npace = false\n[policy]\nattempt_timeout_s = 0.2\n')
     run(str(cfg))
     assert decisions(state, "unlock") == []
     assert decisions(state, "deny")
