@@ -54,7 +54,12 @@ class ModelCard:
     def cross_arch_tolerance(self) -> float | None:
         """How far this model's scores may differ between machines (x86-64 vs arm64, other
         library builds), as measured and recorded in the card with its cause; None if not
-        recorded (then the cross-architecture check fails)."""
+        recorded (then the cross-architecture check fails).  A fused card's distance is
+        the weighted sum of its members' (tests/test_fusion.py), so its tolerance is the
+        weighted sum of theirs."""
+        if self.members:
+            tolerances = [m.cross_arch_tolerance for m, _ in self.members]
+            return None if None in tolerances else sum(w * t for (_, w), t in zip(self.members, tolerances))
         entry = self.data.get("cross_arch")
         return float(entry["tolerance"]) if isinstance(entry, dict) and "tolerance" in entry else None
 

@@ -186,6 +186,9 @@ def test_demo_and_bench_run_the_fusion():
     recs = {r["probe"]: r for r in map(json.loads, out.splitlines())}
     assert recs["obama3.jpg"]["decision"] == "match"
     assert all(r["decision"] != "match" for k, r in recs.items() if k != "obama3.jpg")
+    # its members' cross-architecture tolerances, weighted; every decision further from the threshold
+    assert all(r["distance_tolerance"] == pytest.approx(0.7 * 0.01 + 0.3 * 0.05) for r in recs.values())
+    assert min(abs(r["distance"] - r["threshold"]) for r in recs.values()) > recs["obama3.jpg"]["distance_tolerance"]
     rc, out, err = run_cli("--encoder", FUSION, "bench", "--seconds", "0.2", "--json")
     assert rc == 0, err
     r = json.loads(out)
