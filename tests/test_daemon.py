@@ -346,9 +346,11 @@ def test_household_door_names_who_came_and_denies_a_disabled_member(tmp_path, en
     from edge.gallery import load_gallery
     from edge.pipeline import FacePipeline, read_image
 
-    frames = ([frame()] * 3 + [frame(faces["obama"])] * 6 + [frame()] * 3 + [frame(faces["biden"])] * 6
-              + [frame()] * 3 + [frame(faces["astronaut"])] * 8)  # a stranger the quality gate judges (tom_hanks.png:
-    # pitch 0.81 is over the SFace card's 0.75, so his frames are "no decision")
+    # k = 3 frames each for the members (unlock, refusal by name), then a stranger the quality gate
+    # judges (tom_hanks.png: pitch 0.81 is over the SFace card's 0.75, so his frames are "no decision")
+    # for one 0.3 s attempt (6 frames at 15 fps); an empty frame ends each (lost_after_s = 0)
+    frames = ([frame()] + [frame(faces["obama"])] * 3 + [frame()] + [frame(faces["biden"])] * 3
+              + [frame()] + [frame(faces["astronaut"])] * 6)
     cfg, state = setup_door(tmp_path, enrolled, frames, unlock_cooldown_s=0.0, lost_after_s=0.0, attempt_timeout_s=0.3)
     g = load_gallery(state / "template.json")  # the single-person template, migrated: one person "user"
     pipe = FacePipeline()
