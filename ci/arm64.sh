@@ -131,15 +131,15 @@ say "install ($fresh): $((SECONDS - t)) s: $(~/facelatch-venv/bin/python -c 'fro
 print(", ".join(f"{p} {v(p)}" for p in ("numpy", "opencv-python-headless", "ai-edge-litert", "gpiozero", "cryptography")))')"
 # Everything up to the tests runs one process at a time, so the machine-readable demos
 # (for the cross-arch check, on both Pi cores) run beside the README's demo and the
-# bench; the Pi 4 core's goes on beside the tests, which read the Pi 5 core's
-# (FACELATCH_DEMO_JSON) instead of running the demo once more.
+# bench; the Pi 4 core's goes on beside the tests, which read the Pi 5 core's and the
+# README demo's output (FACELATCH_DEMO_JSON, _TEXT) instead of running them once more.
 t=$SECONDS
 ~/facelatch-venv/bin/facelatch demo --json > /run-out/arm64-demo.jsonl 2> /run-out/demo-json.err &
 json_demo=$!
 QEMU_CPU=$QEMU_CPU_PI4 ~/facelatch-venv/bin/facelatch demo --json > /run-out/arm64-pi4-demo.jsonl \
     2> /run-out/demo-pi4-json.err &
 json_demo_pi4=$!
-~/facelatch-venv/bin/facelatch demo
+~/facelatch-venv/bin/facelatch demo | tee /run-out/arm64-demo.txt
 say "demo: $((SECONDS - t)) s"
 ~/facelatch-venv/bin/facelatch bench --seconds 5
 if [ "$fresh" = "fresh venv" ]; then
@@ -153,7 +153,7 @@ cd ~/facelatch
 # frames take ~100x longer than on x86-64 here: time bounds in the tests scale by 50;
 # two workers (the CI machine has two cores), each taking whole files, so that a module's
 # fixtures (the demo, the enrolled template, the fusion's embeddings) are computed once
-FACELATCH_DEMO_JSON=/run-out/arm64-demo.jsonl \
+FACELATCH_DEMO_JSON=/run-out/arm64-demo.jsonl FACELATCH_DEMO_TEXT=/run-out/arm64-demo.txt \
 FACELATCH_TEST_TIME_SCALE=${FACELATCH_TEST_TIME_SCALE:-50} ~/facelatch-venv/bin/python -m pytest -q -n 2 \
     --dist loadfile -p no:cacheprovider -rs --durations=60 2>&1 \
     | tee /run-out/pytest.log
