@@ -1,5 +1,6 @@
 """Camera-like 640x480 frame sequences from the bundled real faces (BGR, for cv2.imwrite)."""
 
+import functools
 from pathlib import Path
 
 import cv2
@@ -45,8 +46,15 @@ def write_demo_template(path: Path) -> Path:
     return path
 
 
-def crops():
+@functools.cache
+def _crops() -> dict:
     return {name: crop_of(DEMO / rel) for name, rel in
             [("obama", "probe/obama3.jpg"), ("biden", "probe/biden.jpg"), ("hanks", "probe/tom_hanks.png"),
              ("astronaut", "probe/astronaut.jpg"),
              ("obama_enroll", "enroll/obama.jpg")]}
+
+
+def crops() -> dict:
+    """Face crops of the bundled photos, detected once per test process (copies: a test
+    may draw on them)."""
+    return {name: c.copy() for name, c in _crops().items()}
