@@ -99,21 +99,21 @@ class Door:
                               cfg.audit.snapshot_max_count, cfg.audit.snapshot_max_age_days)
 
     def judge(self, frame) -> FrameResult:
-        """Faces and who the largest face is; any error -> no faces judged as a match.
-        Only where a face can count for an attempt (``DoorPolicy.judges``) is it
-        examined (landmarks, quality, liveness, embedding): not during a backoff or a
-        cooldown, nor a face too small, nor a crowd."""
+        """Faces and who the face that counts is; any error -> no faces judged as a
+        match.  Only a face that can count for an attempt (``DoorPolicy.judged``: the
+        largest big enough) is examined (landmarks, quality, liveness, embedding): none
+        during a backoff or a cooldown, nor a face too small, nor a crowd."""
         try:
             found = self.pipeline.analyze(frame.rgb, embed="none")
             boxes = _boxes(found)
             self.refused = None
-            if not self.policy.judges(frame.t, frame.wall, boxes):
+            i = self.policy.judged(frame.t, frame.wall, boxes)
+            if i is None:
                 return FrameResult(frame.t, boxes)
-            self.pipeline.examine(frame.rgb, found[0], look="first")
-            if found[0].quality is not None and not found[0].quality.ok:  # no decision: not a face to judge
-                self.refused = found[0].quality
+            face = self.pipeline.examine(frame.rgb, found[i], look="first")
+            if face.quality is not None and not face.quality.ok:  # no decision: not a face to judge
+                self.refused = face.quality
                 return FrameResult(frame.t, boxes if len(boxes) > 1 else [])
-            face = found[0]
             m = self.second_look.identify(face, self.identifier)
             score = face.live_score
             live = None if score is None else self.pipeline.liveness.is_live(score)

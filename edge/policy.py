@@ -179,20 +179,20 @@ class DoorPolicy:
 
     # -- the rule ------------------------------------------------------------------
 
-    def _sized(self, boxes) -> list:
-        return [b for b in boxes if max(b[2], b[3]) >= self.c.min_face_px]
-
-    def judges(self, t: float, wall: float, boxes) -> bool:
-        """Whether the largest of these faces, in a frame at camera time ``t`` and wall
-        time ``wall``, can count for an attempt, so the door must know who it is and
-        whether it is live.  It cannot during a backoff or the cooldown (rules 1, 2),
-        when no face is big enough (3) or when several are and crowds are denied (4):
-        ``observe`` then needs only the boxes, and on a Pi detection alone is a
-        fraction of the work."""
+    def judged(self, t: float, wall: float, boxes) -> int | None:
+        """Which of these faces (an index into ``boxes``), in a frame at camera time ``t``
+        and wall time ``wall``, can count for an attempt, so that the door must know who
+        it is and whether it is live: the largest of those big enough (rule 3, as
+        ``observe`` picks it).  None during a backoff or the cooldown (rules 1, 2), when
+        no face is big enough (3) or when several are and crowds are denied (4):
+        ``observe`` then needs only the boxes, and on a Pi detection alone is a fraction
+        of the work."""
         if wall < self.state.backoff_until or t < self.cooldown_until:
-            return False
-        sized = self._sized(boxes)
-        return len(sized) == 1 or (len(sized) > 1 and self.c.multiple_faces != "deny")
+            return None
+        sized = [i for i, b in enumerate(boxes) if max(b[2], b[3]) >= self.c.min_face_px]
+        if not sized or (len(sized) > 1 and self.c.multiple_faces == "deny"):
+            return None
+        return max(sized, key=lambda i: boxes[i][2] * boxes[i][3])
 
     def observe(self, f: FrameResult, wall: float) -> list[Decision]:
         c, out = self.c, []
@@ -206,7 +206,7 @@ class DoorPolicy:
         if f.t < self.cooldown_until:  # 2. cooldown
             self.attempt = None
             return []
-        boxes = self._sized(f.boxes)  # 3. size
+        boxes = [b for b in f.boxes if max(b[2], b[3]) >= c.min_face_px]  # 3. size
         if len(boxes) <= 1:
             self._crowded = False
         if not boxes:

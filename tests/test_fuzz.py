@@ -286,21 +286,27 @@ def test_fuzz_inputs_were_parsed_as_toml_sometimes():
 
 # --- the door examines only the faces that can count ----------------------------------
 NEAR, NEAR2, FAR = (100.0, 100.0, 120.0, 120.0), (400.0, 100.0, 110.0, 110.0), (300.0, 300.0, 40.0, 40.0)
+LONG = (250.0, 200.0, 80.0, 20.0)  # as tall as min_face_px, a small area: the largest box by area is not it
+SCENES = [[], [NEAR], [NEAR2], [FAR], [NEAR, FAR], [FAR, NEAR], [NEAR, NEAR2], [LONG], [FAR, LONG], [(60.0, 60.0, 79.0, 79.0), LONG]]
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.sampled_from([[], [NEAR], [NEAR2], [FAR], [NEAR, FAR], [NEAR, NEAR2]]), st.booleans()),
-                max_size=120), st.sampled_from(["deny", "largest"]))
-def test_a_face_the_policy_does_not_judge_cannot_change_a_decision(frames, crowd):
-    """The door skips landmarks, liveness and the encoder where DoorPolicy.judges says
-    no: a policy told nothing about those frames' faces decides exactly as one told."""
+@given(st.lists(st.tuples(st.sampled_from(SCENES), st.booleans()), max_size=120), st.sampled_from(["deny", "largest"]))
+def test_only_the_face_the_policy_judges_can_change_a_decision(frames, crowd):
+    """The door examines (landmarks, liveness, encoder) only the face DoorPolicy.judged
+    names and none where it names none: a policy told nothing about a frame it does not
+    judge decides exactly as one told everything, and the face it names is the one
+    observe counts (a match reported for it moves the attempt's box there)."""
     cfg = PolicyConfig(attempt_timeout_s=1.0, max_failed_attempts=2, backoff_s=2.0, backoff_max_s=4.0,
                        unlock_cooldown_s=1.0, multiple_faces=crowd)
     told, blind = DoorPolicy(cfg), DoorPolicy(cfg)
     for i, (boxes, match) in enumerate(frames):
         t = i / 15
-        judged = told.judges(t, 1000 + t, boxes)
-        assert judged == blind.judges(t, 1000 + t, boxes)
+        judged = told.judged(t, 1000 + t, boxes)
+        assert judged == blind.judged(t, 1000 + t, boxes)
         full = FrameResult(t, boxes, match, 0.03 if match else 0.2, eye_ratio=0.3, person="p" if match else None)
         a = told.observe(full, 1000 + t)
-        assert a == blind.observe(full if judged else FrameResult(t, boxes), 1000 + t)
+        assert a == blind.observe(full if judged is not None else FrameResult(t, boxes), 1000 + t)
+        if judged is not None and told.attempt is not None:
+            x, y, w, h = boxes[judged]
+            assert list(told.attempt.box) == [x, y, x + w, y + h]
