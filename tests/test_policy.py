@@ -179,3 +179,18 @@ def test_a_matching_face_that_is_not_live_is_reported_as_spoof_frames():
         FrameResult(i / 15, [FACE], i < 2, 0.03 if i < 2 else 0.3, live=False, live_score=0.1,
                     person="alice" if i < 2 else None), 1000 + i / 15)]
     assert [x.kind for x in d] == ["deny"] and d[0].spoof_frames == 2 and d[0].claimed is None
+
+
+def test_judged_names_the_face_that_can_count():
+    small, narrow = (300.0, 300.0, 40.0, 40.0), (250.0, 200.0, 80.0, 20.0)  # narrow: as tall as min_face_px
+    p = DoorPolicy(PolicyConfig())
+    assert p.judged(0.0, 1000.0, [FACE]) == 0 and p.judged(0.0, 1000.0, [small, FACE]) == 1
+    assert p.judged(0.0, 1000.0, []) is None and p.judged(0.0, 1000.0, [small]) is None
+    assert p.judged(0.0, 1000.0, [(60.0, 60.0, 79.0, 79.0), narrow]) == 1  # not the largest detected box
+    assert p.judged(0.0, 1000.0, [FACE, OTHER]) is None  # a crowd is denied on its boxes
+    q = DoorPolicy(PolicyConfig(multiple_faces="largest"))
+    assert q.judged(0.0, 1000.0, [OTHER, FACE]) == 1
+    assert [x.kind for x in feed(q, [([OTHER, FACE], True)] * 3)] == ["unlock"]
+    assert q.judged(1.0, 1000.0, [FACE]) is None  # the cooldown after that unlock
+    r = DoorPolicy(PolicyConfig(), LockoutState(0, 1, 2000.0))
+    assert r.judged(0.0, 1000.0, [FACE]) is None and r.judged(0.0, 2000.0, [FACE]) == 0  # a backoff, then not
