@@ -89,24 +89,24 @@ def door_run(pipe, template: Template, files: list[str], work: Path, extra: str)
         return real_unlock(self)
 
     looks = {"faces": 0, "second": 0}  # how often the door added the mirror (edge.secondlook)
-    real_analyze, real_complete = FacePipeline.analyze, FacePipeline.complete
+    real_examine, real_complete = FacePipeline.examine, FacePipeline.complete
 
-    def analyze(self, rgb, embed="largest", look="full"):
-        found = real_analyze(self, rgb, embed, look)
-        looks["faces"] += sum(r.first_look is not None for r in found)
-        return found
+    def examine(self, rgb, r, look="full"):  # the door examines the one face that counts
+        r = real_examine(self, rgb, r, look)
+        looks["faces"] += r.first_look is not None
+        return r
 
     def complete(self, r):
         looks["second"] += r.first_look is not None
         return real_complete(self, r)
 
     actuators.LogActuator.unlock = unlock
-    FacePipeline.analyze, FacePipeline.complete = analyze, complete
+    FacePipeline.examine, FacePipeline.complete = examine, complete
     try:
         run(str(cfg), on_frame=lambda n: count.__setitem__(0, n))
     finally:
         actuators.LogActuator.unlock = real_unlock
-        FacePipeline.analyze, FacePipeline.complete = real_analyze, real_complete
+        FacePipeline.examine, FacePipeline.complete = real_examine, real_complete
     audit = state / "audit.jsonl"
     lines = [json.loads(x) for x in audit.read_text().splitlines()] if audit.exists() else []
     unlocks = [x for x in lines if x["decision"] == "unlock"]

@@ -4,6 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from edge.nativethreads import limit_native_threads
+
+limit_native_threads()  # as in the device process (edge/cli.py), before the tests import numpy
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "edge" / "demo"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -40,6 +44,7 @@ def run_cli(*args):
     import logging
     import tempfile
     import traceback
+    import warnings
 
     from edge.cli import main
 
@@ -53,7 +58,14 @@ def run_cli(*args):
         saved = os.dup(1), os.dup(2)
         os.dup2(fd1.fileno(), 1), os.dup2(fd2.fileno(), 2)
         try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+                # a fresh process's warning filters (pytest's would record warnings instead of printing them)
+                warnings.resetwarnings()
+                for action, category in (("ignore", DeprecationWarning), ("ignore", PendingDeprecationWarning),
+                                         ("ignore", ImportWarning), ("ignore", ResourceWarning)):
+                    warnings.simplefilter(action, category, append=True)
+                warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: err.write(
+                    warnings.formatwarning(message, category, filename, lineno, line))
                 try:
                     rc = main([str(a) for a in args])
                 except SystemExit as e:  # argparse: usage errors and --help

@@ -364,3 +364,43 @@ def test_household_door_names_who_came_and_denies_a_disabled_member(tmp_path, en
     strangers = [a for a in audit(state) if a["decision"] == "deny" and a["person"] is None]
     assert strangers and all(a["best_distance"] > a["threshold"] for a in strangers)
     assert [a for a in audit(state) if a["person"] == "joe"][0]["failed_attempts"] == 0
+
+
+def test_a_face_too_poor_to_judge_is_audited_only_where_it_could_count(tmp_path, enrolled, faces):
+    """A darkened face (the encoder card's quality limits refuse it) in reach of the door
+    is a "no_decision" on record and never an unlock; the same face under min_face_px is
+    not examined at all, so nothing is written."""
+    dark = [frame((faces["obama"] * 0.3).astype(np.uint8))] * 4
+    cfg, state = setup_door(tmp_path, enrolled, dark)
+    run(str(cfg))
+    [d] = audit(state)
+    assert d["decision"] == "no_decision" and "quality" in d and not decisions(state, "unlock")
+    cfg, state = setup_door(tmp_path / "far", enrolled, dark, min_face_px=400.0)
+    run(str(cfg))
+    assert audit(state) == []
+
+
+def test_the_door_examines_the_face_the_policy_counts(tmp_path, enrolled, monkeypatch):
+    """Of a square face under min_face_px and a narrower one at it, the largest detected
+    is the square one; the policy counts the narrow one, and the door examines that."""
+    from edge.camera import Frame
+    from edge.daemon import Door
+    from edge.detect import Face
+    from edge.pipeline import FaceResult
+
+    cfg, state = setup_door(tmp_path, enrolled, [frame()])
+    door = Door(config_mod.load(cfg))
+    square = FaceResult(Face(np.array([0.0, 0.0, 79.0, 79.0]), 0.9, np.zeros((6, 2))))
+    narrow = FaceResult(Face(np.array([200.0, 0.0, 80.0, 30.0]), 0.9, np.zeros((6, 2))))
+    monkeypatch.setattr(door.pipeline, "analyze", lambda rgb, embed="largest", look="full": [square, narrow])
+    examined = []
+
+    def examine(rgb, r, look="full"):
+        examined.append(r)
+        dim = door.pipeline.encoder_card.data["embedding"]["dim"]
+        r.embedding = np.full(dim, dim ** -0.5, np.float32)
+        return r
+
+    monkeypatch.setattr(door.pipeline, "examine", examine)
+    result = door.judge(Frame(np.zeros((480, 640, 3), np.uint8), 0.0, time.time(), 0))
+    assert examined == [narrow] and result.boxes == [(0.0, 0.0, 79.0, 79.0), (200.0, 0.0, 80.0, 30.0)]

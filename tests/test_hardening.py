@@ -47,8 +47,8 @@ def _at(crop, x0):
 
 
 def test_stranger_shifting_position_is_counted_and_locked_out(tmp_path, enrolled, faces):
-    frames = [_at(faces["biden"], 0 if (i // 2) % 2 else 400) for i in range(14)]  # new track every 2 frames,
-    cfg, state = setup_door(tmp_path, enrolled, frames, attempt_timeout_s=0.3, max_failed_attempts=2)  # 3 an attempt
+    frames = [_at(faces["biden"], 0 if (i // 2) % 2 else 400) for i in range(14)]  # a new track every 2 frames:
+    cfg, state = setup_door(tmp_path, enrolled, frames, attempt_timeout_s=0.3, max_failed_attempts=2)  # 3 an attempt (6 frames)
     run(str(cfg))
     assert [a["decision"] for a in audit(state)] == ["deny", "deny", "locked_out"]
     assert json.loads((state / "lockout.json").read_text())["lockouts"] == 1
