@@ -32,6 +32,10 @@ def pipeline():
     return FacePipeline()
 
 
+class CliHung(BaseException):
+    """A CLI call in run_cli that ran over its time."""
+
+
 def run_cli(*args):
     """The facelatch CLI's ``main`` run in this process, seen as a subprocess would
     see it: (returncode, stdout, stderr), with what native code (the interpreters,
@@ -42,6 +46,7 @@ def run_cli(*args):
     import contextlib
     import io
     import logging
+    import signal
     import tempfile
     import traceback
     import warnings
@@ -53,10 +58,16 @@ def run_cli(*args):
     root, last_resort = logging.getLogger(), logging.StreamHandler(err)
     last_resort.setLevel(logging.WARNING)
     handlers, root.handlers = root.handlers, [last_resort]
+
+    def hung(signum, frame):  # what subprocess.run(timeout=...) did; no `except Exception` in the CLI stops it
+        raise CliHung(f"facelatch {' '.join(map(str, args))} ran over {scaled(120):g} s")
+
     with tempfile.TemporaryFile() as fd1, tempfile.TemporaryFile() as fd2, contextlib.chdir(ROOT):
         sys.stdout.flush(), sys.stderr.flush()
         saved = os.dup(1), os.dup(2)
         os.dup2(fd1.fileno(), 1), os.dup2(fd2.fileno(), 2)
+        alarm = signal.signal(signal.SIGALRM, hung)
+        signal.alarm(int(scaled(120)))
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
                 # a fresh process's warning filters (pytest's would record warnings instead of printing them)
@@ -77,5 +88,7 @@ def run_cli(*args):
             os.dup2(saved[0], 1), os.dup2(saved[1], 2)
             os.close(saved[0]), os.close(saved[1])
             root.handlers = handlers
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, alarm)
         native = [(f.seek(0), f.read().decode(errors="replace"))[1] for f in (fd1, fd2)]
     return rc, out.getvalue() + native[0], err.getvalue() + native[1]
