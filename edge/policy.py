@@ -179,6 +179,9 @@ class DoorPolicy:
 
     # -- the rule ------------------------------------------------------------------
 
+    def _big_enough(self, box) -> bool:
+        return max(box[2], box[3]) >= self.c.min_face_px
+
     def judged(self, t: float, wall: float, boxes) -> int | None:
         """Which of these faces (an index into ``boxes``), in a frame at camera time ``t``
         and wall time ``wall``, can count for an attempt, so that the door must know who
@@ -189,7 +192,7 @@ class DoorPolicy:
         of the work."""
         if wall < self.state.backoff_until or t < self.cooldown_until:
             return None
-        sized = [i for i, b in enumerate(boxes) if max(b[2], b[3]) >= self.c.min_face_px]
+        sized = [i for i, b in enumerate(boxes) if self._big_enough(b)]
         if not sized or (len(sized) > 1 and self.c.multiple_faces == "deny"):
             return None
         return max(sized, key=lambda i: boxes[i][2] * boxes[i][3])
@@ -206,7 +209,7 @@ class DoorPolicy:
         if f.t < self.cooldown_until:  # 2. cooldown
             self.attempt = None
             return []
-        boxes = [b for b in f.boxes if max(b[2], b[3]) >= c.min_face_px]  # 3. size
+        boxes = [b for b in f.boxes if self._big_enough(b)]  # 3. size
         if len(boxes) <= 1:
             self._crowded = False
         if not boxes:
