@@ -3,13 +3,12 @@
 import json
 import os
 import stat
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import DEMO, run_cli
+from conftest import DEMO, job_output, run_cli
 
 ENROLL = [DEMO / "enroll/obama.jpg", DEMO / "enroll/obama2.jpg"]
 
@@ -141,14 +140,7 @@ def test_embed_keeps_going_past_a_bad_file(tmp_path):
 
 
 def test_demo_matches_only_the_enrolled_person_and_flags_photos():
-    """``facelatch demo``'s output.  ci/arm64.sh runs the installed command itself (the
-    README's demo) and names its output in FACELATCH_DEMO_TEXT: that output is checked
-    here rather than a second run of the same demo."""
-    if os.environ.get("FACELATCH_DEMO_TEXT"):
-        out = Path(os.environ["FACELATCH_DEMO_TEXT"]).read_text()
-    else:
-        rc, out, err = run_cli("demo")
-        assert rc == 0, err
+    out = job_output("FACELATCH_DEMO_TEXT", "demo")
     lines = {next(w for w in l.split() if w.endswith((".jpg", ".png"))): l for l in out.splitlines()
              if l.startswith(("  MATCH", "  no match"))}
     assert lines["obama3.jpg"].startswith("  MATCH")

@@ -3,12 +3,10 @@ demo, and that it fails on what it must catch."""
 
 import importlib.util
 import json
-import os
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TIME_SCALE, run_cli
+from conftest import ROOT, TIME_SCALE, job_output
 
 spec = importlib.util.spec_from_file_location("cross_arch", ROOT / "ci" / "cross_arch.py")
 cross_arch = importlib.util.module_from_spec(spec)
@@ -17,15 +15,8 @@ spec.loader.exec_module(cross_arch)
 
 @pytest.fixture(scope="module")
 def demo():
-    """This machine's ``facelatch demo --json``.  ci/arm64.sh runs the installed command
-    itself for the cross-architecture check and names its output in FACELATCH_DEMO_JSON:
-    that output is checked here rather than a second run of the same demo."""
-    if os.environ.get("FACELATCH_DEMO_JSON"):
-        out = Path(os.environ["FACELATCH_DEMO_JSON"]).read_text()
-    else:
-        rc, out, err = run_cli("demo", "--json")
-        assert rc == 0, err
-    return [json.loads(line) for line in out.splitlines()]
+    """This machine's ``facelatch demo --json`` (under ci/arm64.sh, the job's own run)."""
+    return [json.loads(line) for line in job_output("FACELATCH_DEMO_JSON", "demo", "--json").splitlines()]
 
 
 def test_demo_json_has_every_probe_with_full_precision(demo):
