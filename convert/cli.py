@@ -257,7 +257,7 @@ def cmd_pad_data(args) -> int:
     manifest = build(Path(args.mirrors), Path(args.nuaa) if args.nuaa else None, Path(args.out))
     if not manifest:
         raise FacelatchError("no PAD source found: fetch the repositories named in convert/pad_data.py first")
-    z = scan(manifest, Path(args.out) / "scan.npz")
+    z = scan(manifest, Path(args.out) / "scan.npz", workers=args.workers)
     print(f"wrote {Path(args.out) / 'scan.npz'}: {len(manifest)} images, a face found in {int(z['found'].sum())}")
     return 0
 
@@ -401,6 +401,7 @@ def main(argv=None) -> int:
     s.add_argument("--mirrors", default="/work/.mirror", help="folder of fetched snapshots (<owner>+<name>/repo)")
     s.add_argument("--nuaa", help="NUAA root with real/ and attack/")
     s.add_argument("--out", default="build/pad", help="output folder (images, manifest.json, scan.npz)")
+    s.add_argument("--workers", type=int, default=1, help="scan with this many processes")
     s.set_defaults(func=cmd_pad_data)
 
     s = sub.add_parser("import-minifasnet", help="MiniFASNet .pth file(s) -> one liveness TFLite model + card")

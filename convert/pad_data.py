@@ -10,7 +10,18 @@ an image whose git blob was already taken (by this or an earlier source) is drop
     facelatch-convert pad-data --mirrors /work/.mirror --nuaa ../shared/data/nuaa-train --out build/pad
 
 writes ``build/pad/<source>/{live,attack}/<name>`` and ``build/pad/manifest.json``
-(source, label, file, git blob, order key).  Nothing of it is committed."""
+(source, label, file, git blob, order key).  Nothing of it is committed.
+
+Label rules per kind of source:
+
+- ``frames`` / ``crops``: the folder (``live_dir`` / ``attack_dir``) at HEAD.
+- ``yolo`` (the YOLOv8 "anti-spoofing" tutorial layout): the class in the YOLO
+  ``.txt`` beside the frame (class 0 = fake, 1 = real, as each repository's
+  ``data.yaml`` says), cross-checked with a ``Real``/``Fake`` folder where the frame
+  lies in one.  A frame whose label file is missing, empty or mixes classes, or that
+  disagrees with its folder, is dropped; so is a git blob that was labelled both ways
+  anywhere in the history.  Every commit's tree is read (several repositories deleted
+  their frames later) unless ``history`` is False (HEAD only)."""
 
 from __future__ import annotations
 
@@ -31,6 +42,7 @@ class Source:
     live_dir: str
     attack_dir: str
     attack: str  # what the attacks are
+    history: bool = True  # yolo: read every commit's tree (False: HEAD only)
 
 
 SOURCES = [
@@ -45,6 +57,27 @@ SOURCES = [
     Source("jtboing", "jtboing/liveness-web-demo", "crops", "dataset/real", "dataset/fake",
            "screen replay (tight face crops)"),
     Source("apfol", "Apfol/liveness-detection-opencv", "crops", "dataset/real", "dataset/fake",
+           "screen replay (tight face crops)"),
+    # added 2026-12-02 (../shared/README.md): YOLO-labelled whole webcam frames ...
+    Source("ramkumarkh", "Ramkumarkh/yolo_model_faceliveness", "yolo", "", "", "phone replay of the person's own face"),
+    Source("sumanadhikari", "sumanadhikari0625/Liveliness-Detection", "yolo", "", "", "screen replay"),
+    Source("kalyanipatil", "kalyanipatil0515/AntiSpoofing", "yolo", "", "", "screen replay"),
+    Source("shravanshriram", "shravanshriram2007/Face-Recognition-Model", "yolo", "", "", "prints and phone replay",
+           history=False),  # older frames have boxes drawn on them
+    Source("soorajofficial", "SoorajOfficial2023/Anti-spoofing-face-recognition-system", "yolo", "", "",
+           "TV/monitor replay"),
+    Source("piiyushjoshi", "piiyushJoshi/Liveliness-Detector-for-Face-Recognition-System", "yolo", "", "",
+           "TV/monitor video replay, several people and rooms"),
+    # ... and tight face crops, label from the folder name
+    Source("krzysiek", "Krzysiek354/Python_Face_Detection", "crops", "dataset/real", "dataset/fake",
+           "screen replay (tight face crops)"),
+    Source("shubhamlala", "ShubhamLala/Liveliness-Detection_CNN", "crops", "dataset/real", "dataset/fake",
+           "screen replay (tight face crops)"),
+    Source("draashishjani", "draashishjani/face-recognition-with-liveliness", "crops", "dataset_live/real",
+           "dataset_live/fake", "screen replay (tight face crops)"),
+    Source("huynhnguyen", "huynhnguyen2017/LivenessFaceDetection", "crops", "dataset/real", "dataset/fake",
+           "screen replay (tight face crops)"),
+    Source("lestari", "lestari15/CNN-face-detection", "crops", "dataset/real", "dataset/fake",
            "screen replay (tight face crops)"),
 ]
 BY_NAME = {s.name: s for s in SOURCES}
@@ -72,8 +105,8 @@ def _git_dir(mirrors: Path, repo: str) -> Path:
     return base / ".git" if (base / ".git").is_dir() else base
 
 
-def _ls_tree(git_dir: Path) -> list[tuple[str, str]]:
-    out = subprocess.run(["git", "--git-dir", str(git_dir), "ls-tree", "-r", "HEAD"], capture_output=True, text=True,
+def _ls_tree(git_dir: Path, commit: str = "HEAD") -> list[tuple[str, str]]:
+    out = subprocess.run(["git", "--git-dir", str(git_dir), "ls-tree", "-r", commit], capture_output=True, text=True,
                          check=True).stdout
     rows = []
     for line in out.splitlines():
@@ -95,6 +128,65 @@ def _cat_blobs(git_dir: Path, blobs: list[str]) -> list[bytes]:
         out.append(data[header_end + 1:header_end + 1 + size])
         pos = header_end + 1 + size + 1
     return out
+
+
+YOLO_CLASSES = {0: "attack", 1: "live"}  # data.yaml: names ['fake', 'real']
+FOLDER_LABELS = {"real": "live", "fake": "attack"}
+
+
+def yolo_label(text: bytes) -> str | None:
+    """The one label of a YOLO label file's boxes, or None (empty, unreadable, mixed)."""
+    try:
+        classes = {int(line.split()[0]) for line in text.decode("ascii").splitlines() if line.strip()}
+    except (UnicodeDecodeError, ValueError):
+        return None
+    labels = {YOLO_CLASSES.get(c) for c in classes}
+    return labels.pop() if len(labels) == 1 and None not in labels else None
+
+
+def folder_label(path: str) -> str | None:
+    """``live``/``attack`` where a folder of the path is named Real/Fake (any case)."""
+    found = {FOLDER_LABELS[part.lower()] for part in Path(path).parts[:-1] if part.lower() in FOLDER_LABELS}
+    return found.pop() if len(found) == 1 else None
+
+
+def label_paths(path: str) -> list[str]:
+    """Where a frame's YOLO label file may lie: beside it, or in the ``labels`` folder
+    next to its ``images`` folder (``SplitData/train/images/x.jpg`` -> ``.../labels/x.txt``)."""
+    p = Path(path).with_suffix(".txt")
+    out = [str(p)]
+    if p.parent.name == "images":
+        out.append(str(p.parent.parent / "labels" / p.name))
+    return out
+
+
+def _yolo_frames(git_dir: Path, history: bool) -> tuple[list[tuple[str, str, str]], dict]:
+    """(label, path, blob) of every frame the yolo rules keep, in capture order, and counts of what was dropped."""
+    commits = ["HEAD"]
+    if history:
+        commits = subprocess.run(["git", "--git-dir", str(git_dir), "rev-list", "--all"], capture_output=True,
+                                 text=True, check=True).stdout.split()
+    trees = [dict(_ls_tree(git_dir, c)) for c in commits]
+    texts = sorted({b for t in trees for p, b in t.items() if p.endswith(".txt")})
+    label_of_text = {b: yolo_label(data) for b, data in zip(texts, _cat_blobs(git_dir, texts))}
+    labels: dict[str, set] = {}  # image blob -> labels seen anywhere in the history
+    path_of: dict[str, str] = {}
+    for tree in trees:
+        for path, blob in tree.items():
+            if not IMAGE_RE.search(path):
+                continue
+            txt = next((tree[t] for t in label_paths(path) if t in tree), None)
+            label = label_of_text.get(txt) if txt else None
+            folder = folder_label(path)
+            if txt is None and folder is not None:
+                label = folder
+            elif folder is not None and label != folder:
+                label = None  # the folder and the label file disagree
+            labels.setdefault(blob, set()).add(label)
+            path_of.setdefault(blob, path)
+    kept = [(next(iter(ls)), path_of[b], b) for b, ls in labels.items() if len(ls) == 1 and None not in ls]
+    dropped = {"unlabelled_or_disagreeing": sum(1 for ls in labels.values() if len(ls) != 1 or None in ls)}
+    return sorted(kept, key=lambda r: (r[0] != "live", order_key(r[1]))), dropped
 
 
 def build(mirrors: Path, nuaa: Path | None, out: Path, log=print) -> list[dict]:
@@ -127,79 +219,118 @@ def build(mirrors: Path, nuaa: Path | None, out: Path, log=print) -> list[dict]:
         if not git_dir.exists():
             log(f"{src.name}: no snapshot at {git_dir} (fetch github:{src.repo}); skipped")
             continue
-        rows = [(path, blob) for path, blob in _ls_tree(git_dir) if IMAGE_RE.search(path)]
+        if src.kind == "yolo":
+            candidates, rejected = _yolo_frames(git_dir, src.history)
+        else:
+            rows = [(path, blob) for path, blob in _ls_tree(git_dir) if IMAGE_RE.search(path)]
+            candidates = [(label, path, blob) for label, d in (("live", src.live_dir), ("attack", src.attack_dir))
+                          for path, blob in sorted(rows, key=lambda r: order_key(r[0])) if str(Path(path).parent) == d]
+            rejected = {}
         picked, dropped = [], 0
-        for label, d in (("live", src.live_dir), ("attack", src.attack_dir)):
-            for path, blob in sorted(rows, key=lambda r: order_key(r[0])):
-                if str(Path(path).parent) != d:
-                    continue
-                if blob in seen:
-                    dropped += 1
-                    continue
-                seen.add(blob)
-                picked.append((label, path, blob))
+        for label, path, blob in candidates:
+            if blob in seen:
+                dropped += 1
+                continue
+            seen.add(blob)
+            picked.append((label, path, blob))
         contents = _cat_blobs(git_dir, [b for _, _, b in picked])
         for (label, path, blob), data in zip(picked, contents):
-            dest = out / src.name / label / Path(path).name
+            dest = out / src.name / label / f"{blob[:10]}_{Path(path).name}" if src.kind == "yolo" else \
+                out / src.name / label / Path(path).name
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(data)
             manifest.append({"source": src.name, "label": label, "file": str(dest.resolve()), "blob": blob,
                              "subject": src.name, "sequence": f"{src.name}:{label}", "order": order_key(path)[1]})
         n_live = sum(1 for label, _, _ in picked if label == "live")
-        log(f"{src.name}: {n_live} live, {len(picked) - n_live} attack, {dropped} exact duplicates dropped")
+        extra = "".join(f", {n} {why.replace('_', ' ')} dropped" for why, n in rejected.items())
+        log(f"{src.name}: {n_live} live, {len(picked) - n_live} attack, {dropped} exact duplicates dropped{extra}")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=0))
     return manifest
 
 
-CROP_SCALES = {"v2": 2.7, "v1se": 4.0}  # MiniFASNetV2 and MiniFASNetV1SE patches
+CROP_SCALES = {"v2": 2.7, "v1se": 4.0, "wide": 8.0}  # MiniFASNetV2 / V1SE patches, and a wide context patch
 CROP_SIZE = 80
+THUMB = (160, 120)  # the whole frame, downscaled (width, height), for whole-frame cues
 
 
-def scan(manifest: list[dict], cache: Path, log=print) -> dict:
-    """Every image through the device's detector and FaceMesh: largest-face box,
-    468 landmarks, a hash of the decoded pixels and the MiniFASNet patches
-    (cached in ``cache``; ``found`` is False where no face was detected)."""
+def _scan_chunk(items: list[tuple[int, str]]) -> list[dict]:
+    """Scan a few images (one worker's share): what ``scan`` stores, per image."""
     import hashlib
 
-    import numpy as np
+    import cv2
 
     from edge.errors import FacelatchError
     from edge.liveness import shifted_crop
     from edge.pipeline import FaceFinder, read_image
 
+    finder = _scan_chunk.finder = getattr(_scan_chunk, "finder", None) or FaceFinder(aligner=None)
+    rows = []
+    for i, path in items:
+        row = {"i": i}
+        try:
+            rgb = read_image(path)
+        except FacelatchError:
+            rows.append(row)
+            continue
+        row["shape"] = rgb.shape[:2]
+        row["sha1"] = hashlib.sha1(rgb.tobytes()).hexdigest()
+        row["thumb"] = cv2.resize(rgb, THUMB, interpolation=cv2.INTER_AREA)
+        faces = finder.find(rgb, chips="none")
+        if faces:
+            face = faces[0].face
+            row["box"] = face.box
+            row["marks"] = finder.mesh.landmarks(rgb, face)[0]
+            row["crops"] = {k: shifted_crop(rgb, face.box, CROP_SIZE, sc) for k, sc in CROP_SCALES.items()}
+        rows.append(row)
+    return rows
+
+
+def scan(manifest: list[dict], cache: Path, log=print, workers: int = 1) -> dict:
+    """Every image through the device's detector and FaceMesh: largest-face box,
+    468 landmarks, a hash of the decoded pixels, the MiniFASNet patches and a
+    thumbnail of the whole frame (cached in ``cache``; ``found`` is False where no
+    face was detected)."""
+    import numpy as np
+
     cache = Path(cache)
     if cache.exists():
         z = np.load(cache, allow_pickle=False)
         return {k: z[k] for k in z.files}
-    finder = FaceFinder(aligner=None)
     n = len(manifest)
-    found = np.zeros(n, bool)
-    boxes = np.zeros((n, 4), np.float32)
-    marks = np.zeros((n, 468, 2), np.float32)
+    found, unreadable = np.zeros(n, bool), np.zeros(n, bool)
+    boxes, marks = np.zeros((n, 4), np.float32), np.zeros((n, 468, 2), np.float32)
     shapes = np.zeros((n, 2), np.int32)
-    hashes = []
+    thumbs = np.zeros((n, THUMB[1], THUMB[0], 3), np.uint8)
+    hashes = [""] * n
     crops = {k: np.zeros((n, CROP_SIZE, CROP_SIZE, 3), np.uint8) for k in CROP_SCALES}
-    unreadable = np.zeros(n, bool)
-    for i, m in enumerate(manifest):
-        try:
-            rgb = read_image(m["file"])
-        except FacelatchError:
-            unreadable[i] = True
-            hashes.append("")
-            continue
-        shapes[i] = rgb.shape[:2]
-        hashes.append(hashlib.sha1(rgb.tobytes()).hexdigest())
-        faces = finder.find(rgb, chips="none")
-        if faces:
-            face = faces[0].face
-            found[i], boxes[i] = True, face.box
-            marks[i] = finder.mesh.landmarks(rgb, face)[0]
-            for k, s in CROP_SCALES.items():
-                crops[k][i] = shifted_crop(rgb, face.box, CROP_SIZE, s)
-        if (i + 1) % 1000 == 0:
-            log(f"scanned {i + 1}/{n}")
+    chunks = [[(i, manifest[i]["file"]) for i in range(a, min(a + 200, n))] for a in range(0, n, 200)]
+    if workers > 1:
+        import multiprocessing
+
+        pool = multiprocessing.get_context("spawn").Pool(workers)
+        results = pool.imap(_scan_chunk, chunks)
+    else:
+        pool, results = None, map(_scan_chunk, chunks)
+    done = 0
+    for rows in results:
+        for row in rows:
+            i = row["i"]
+            if "shape" not in row:
+                unreadable[i] = True
+                continue
+            shapes[i], hashes[i], thumbs[i] = row["shape"], row["sha1"], row["thumb"]
+            if "box" in row:
+                found[i], boxes[i], marks[i] = True, row["box"], row["marks"]
+                for k in CROP_SCALES:
+                    crops[k][i] = row["crops"][k]
+        done += len(rows)
+        if done % 2000 < 200:
+            log(f"scanned {done}/{n}")
+    if pool is not None:
+        pool.close()
     log(f"{int(unreadable.sum())} files could not be decoded (skipped)")
-    out = {"found": found, "unreadable": unreadable, "boxes": boxes, "landmarks": marks, "shapes": shapes, "pixels_sha1": np.array(hashes),
+    out = {"found": found, "unreadable": unreadable, "boxes": boxes, "landmarks": marks, "shapes": shapes,
+           "pixels_sha1": np.array(hashes), "thumbs": thumbs,
            "source": np.array([m["source"] for m in manifest]), "live": np.array([m["label"] == "live" for m in manifest]),
            "sequence": np.array([m["sequence"] for m in manifest]), "order": np.array([m["order"] for m in manifest]),
            "subject": np.array([m["subject"] for m in manifest]), "path": np.array([m["file"] for m in manifest]),

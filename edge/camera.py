@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import FacelatchError
 from .images import DEFAULT_MAX_MP, is_image, read_image
+from .v4l2 import virtual_camera_reason
 
 log = logging.getLogger("facelatch")
 
@@ -35,13 +36,21 @@ class CameraError(Exception):
 class OpenCVCamera:
     """A V4L2 device index, a /dev/video* path, an RTSP/HTTP URL or a video file."""
 
-    def __init__(self, device: str, width: int = 640, height: int = 480, fps: float = 15.0, loop: bool = False):
+    def __init__(self, device: str, width: int = 640, height: int = 480, fps: float = 15.0, loop: bool = False,
+                 allow_virtual: bool = False):
         self.device, self.width, self.height, self.fps, self.loop = device, width, height, fps, loop
+        self.allow_virtual = allow_virtual
         self.cap = None
         self.index = 0
         self.is_file = Path(device).is_file()
 
     def open(self) -> None:
+        virtual = virtual_camera_reason(self.device)
+        if virtual and not self.allow_virtual:
+            raise FacelatchError(f"refusing camera: {virtual}; any program can feed it a photo. Use a real camera, "
+                                 "or set [security] allow_insecure = true")
+        if virtual:
+            log.warning("INSECURE (allowed by [security] allow_insecure): %s", virtual)
         target = int(self.device) if self.device.isdigit() else self.device
         cap = cv2.VideoCapture(target)
         if not cap.isOpened():
@@ -230,11 +239,12 @@ class ResilientCamera:
         self.is_open = False
 
 
-def make_source(cfg, stop: threading.Event | None = None, heartbeat=None) -> ResilientCamera:
+def make_source(cfg, stop: threading.Event | None = None, heartbeat=None, allow_virtual: bool = False) -> ResilientCamera:
+    """The configured source, wrapped; a virtual V4L2 camera is refused unless ``allow_virtual``."""
     if cfg.source == "picamera2":
         src = Picamera2Camera(cfg.width, cfg.height, cfg.fps)
     elif cfg.source == "images":
         src = ImageFolder(cfg.device, cfg.fps, cfg.pace, cfg.loop, cfg.max_image_mp)
     else:  # "opencv": index, /dev/video*, URL or video file
-        src = OpenCVCamera(cfg.device, cfg.width, cfg.height, cfg.fps, cfg.loop)
+        src = OpenCVCamera(cfg.device, cfg.width, cfg.height, cfg.fps, cfg.loop, allow_virtual)
     return ResilientCamera(src, cfg.reopen_backoff_s, cfg.reopen_backoff_max_s, cfg.frozen_after_s, stop, heartbeat)

@@ -90,7 +90,7 @@ def _camera_embeddings(args, pipe: FacePipeline) -> tuple[list, list[str]]:
 
     cfg = config.load(args.config) if args.config else config.Config()
     stop = threading.Event()
-    cam = make_source(cfg.camera, stop)
+    cam = make_source(cfg.camera, stop, allow_virtual=cfg.security.allow_insecure)
     got, deadline, last_note = [], time.monotonic() + args.timeout, ""
     try:
         while len(got) < args.frames and time.monotonic() < deadline:
@@ -397,7 +397,7 @@ def _liveness_camera(args) -> int:
     liveness = _liveness_model(args, cfg)
     finder = FaceFinder(None, args.threads)
     stop = threading.Event()
-    cam = make_source(cfg.camera, stop)
+    cam = make_source(cfg.camera, stop, allow_virtual=cfg.security.allow_insecure)
     scores, frames, deadline = [], 0, time.monotonic() + args.seconds
     print(f"stand in front of the camera as you would at the door, for {args.seconds:.0f} s "
           f"(P(live) threshold {liveness.threshold:.3f})", file=sys.stderr)

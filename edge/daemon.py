@@ -223,7 +223,7 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
         notifier.status(status)
         bridge.camera(False)
 
-    camera = make_source(cfg.camera, stop, heartbeat)
+    camera = make_source(cfg.camera, stop, heartbeat, allow_virtual=cfg.security.allow_insecure)
     warn_insecure(door)
     live = door.pipeline.liveness
     log.info("facelatch running: encoder %s, %d people, FMR %g (per comparison %g, threshold %.4f), liveness %s, "
@@ -271,7 +271,7 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
                         bridge = new_bridge
                     if new_cfg.camera != cfg.camera:
                         camera.close()
-                        camera = make_source(new_cfg.camera, stop, heartbeat)
+                        camera = make_source(new_cfg.camera, stop, heartbeat, allow_virtual=new_cfg.security.allow_insecure)
                     cfg, door = new_cfg, new_door
                     log.info("reloaded configuration and household (%d people)", len(door.identifier.names))
                     warn_insecure(door)

@@ -98,3 +98,41 @@ def test_our_minifasnet_conversion_equals_upstream_and_the_shipped_model():
     assert np.abs(keras_logits - torch_logits).max() < 1e-4
     shipped = np.array([liveness.score_patch(p) for p in patches])
     assert np.abs(shipped - live_probability(keras_logits)).max() < 1e-5
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+def test_yolo_sources_take_the_label_file_across_the_history_and_drop_what_disagrees(tmp_path, monkeypatch):
+    from convert import pad_data
+
+    mirrors = tmp_path / "mirrors"
+    repo = mirrors / "someone+yolo" / "repo"
+    photos = sorted(DEMO.glob("*/*.jpg"))
+    img = [p.read_bytes() for p in photos[:6]]
+    files = {
+        "Dataset/All/17000000001.jpg": img[0], "Dataset/All/17000000001.txt": b"1 0.5 0.5 0.2 0.2\n",  # live
+        "Dataset/All/17000000002.jpg": img[1], "Dataset/All/17000000002.txt": b"0 0.5 0.5 0.2 0.2\n",  # attack
+        "Dataset/All/17000000003.jpg": img[2], "Dataset/All/17000000003.txt": b"0 .5 .5 .2 .2\n1 .4 .4 .1 .1\n",  # mixed
+        "Dataset/Real/17000000004.jpg": img[3], "Dataset/Real/17000000004.txt": b"0 0.5 0.5 0.2 0.2\n",  # folder says real
+        "Dataset/SplitData/train/images/17000000005.jpg": img[4],
+        "Dataset/SplitData/train/labels/17000000005.txt": b"1 0.5 0.5 0.2 0.2\n",  # live, label in labels/
+        "Dataset/All/17000000006.jpg": img[5],  # no label file
+    }
+    for path, data in files.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_bytes(data)
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "frames")
+    # later: the frames are deleted, and one of them comes back labelled the other way
+    _git(repo, "rm", "-rq", "Dataset")
+    (repo / "Dataset/Fake").mkdir(parents=True)
+    (repo / "Dataset/Fake/17000000009.jpg").write_bytes(img[4])  # was live in the first commit
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "deleted")
+    monkeypatch.setattr(pad_data, "SOURCES", [pad_data.Source("yolo", "someone/yolo", "yolo", "", "", "replay")])
+    manifest = pad_data.build(mirrors, None, tmp_path / "out", log=lambda *_: None)
+    assert [(m["label"], m["order"]) for m in manifest] == [("live", 17000000001), ("attack", 17000000002)]
+    monkeypatch.setattr(pad_data, "SOURCES", [pad_data.Source("yolo", "someone/yolo", "yolo", "", "", "replay",
+                                                               history=False)])
+    assert [(m["label"], m["order"]) for m in pad_data.build(mirrors, None, tmp_path / "out2", log=lambda *_: None)] \
+        == [("attack", 17000000009)]  # HEAD only: the Fake folder's frame, no label file beside it
