@@ -16,6 +16,7 @@ from .nativethreads import limit_native_threads
 
 limit_native_threads()  # before numpy is imported (by the modules below)
 
+from . import calibration  # noqa: E402
 from .config import RANGES  # noqa: E402
 from .decision import DEFAULT_FMR, distance, household_fmr  # noqa: E402
 from .errors import FacelatchError  # noqa: E402
@@ -92,6 +93,7 @@ def _camera_embeddings(args, pipe: FacePipeline) -> tuple[list, list[str]]:
     stop = threading.Event()
     cam = make_source(cfg.camera, stop, allow_virtual=cfg.security.allow_insecure)
     got, deadline, last_note = [], time.monotonic() + args.timeout, ""
+    live_scores = []  # P(live) of every frame with one face big enough: this camera's live distribution
     try:
         while len(got) < args.frames and time.monotonic() < deadline:
             frame = cam.read()
@@ -101,6 +103,8 @@ def _camera_embeddings(args, pipe: FacePipeline) -> tuple[list, list[str]]:
             sharp = (cv2.Laplacian(cv2.cvtColor(found[0].chip, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
                      if len(found) == 1 else 0.0)
             poor = found[0].quality if len(found) == 1 and found[0].quality and not found[0].quality.ok else None
+            if len(found) == 1 and found[0].live_score is not None and found[0].face.size >= cfg.policy.min_face_px:
+                live_scores.append(float(found[0].live_score))
             note = ("no face" if not found else f"{len(found)} faces: only you in view, please" if len(found) > 1 else
                     "come closer" if found[0].face.size < cfg.policy.min_face_px else
                     "hold still (blurred)" if sharp < args.min_sharpness else
@@ -116,7 +120,7 @@ def _camera_embeddings(args, pipe: FacePipeline) -> tuple[list, list[str]]:
         print(file=sys.stderr)
     if len(got) < args.frames:
         raise FacelatchError(f"captured only {len(got)} of {args.frames} good frames in {args.timeout:.0f} s; nothing written")
-    return got, [f"camera frame {i + 1}" for i in range(len(got))]
+    return got, [f"camera frame {i + 1}" for i in range(len(got))], (cfg, live_scores)
 
 
 def _gallery(args, pipe: FacePipeline | None = None, missing_ok: bool = False) -> tuple[Gallery, Path, bytes | None]:
@@ -139,8 +143,9 @@ def cmd_enroll(args) -> int:
     if args.name in gallery.people and not (args.force or args.add):
         raise FacelatchError(f"{args.name} is already enrolled in {path}; --force replaces their embeddings, "
                              "--add adds to them")
+    seen_live = None
     if args.camera:
-        embeddings, sources = _camera_embeddings(args, pipe)
+        embeddings, sources, seen_live = _camera_embeddings(args, pipe)
     else:  # every image is checked before anything is written
         embeddings = [_one_face(pipe, Path(p)).embedding for p in args.images]
         sources = [Path(p).name for p in args.images]
@@ -151,6 +156,9 @@ def cmd_enroll(args) -> int:
     print(f"enrolled {args.name} from {len(embeddings)} {'frame' if args.camera else 'image'}(s) "
           f"({len(person.template.embeddings)} embeddings) into {path}{' (encrypted)' if key else ''}; "
           f"{len(gallery.people)} {'person' if len(gallery.people) == 1 else 'people'} enrolled")
+    if seen_live and seen_live[1] and pipe.liveness is not None and seen_live[0].liveness.threshold < 0:
+        print(_calibrate(seen_live[0], pipe.liveness, seen_live[1], f"facelatch enroll --camera ({args.name})")
+              ["calibration"])
     return 0
 
 
@@ -359,6 +367,8 @@ def _liveness_model(args, cfg=None):
 
 
 def cmd_liveness(args) -> int:
+    if args.calibrate and not args.camera:
+        raise FacelatchError("--calibrate needs --camera: calibration records live frames of the installed camera")
     if args.camera:
         return _liveness_camera(args)
     if not args.paths:
@@ -395,6 +405,10 @@ def _liveness_camera(args) -> int:
 
     cfg = config.load(args.config) if args.config else config.Config()
     liveness = _liveness_model(args, cfg)
+    if args.calibrate and cfg.liveness.threshold >= 0:
+        raise FacelatchError(f"liveness.threshold = {cfg.liveness.threshold:g} is set in the config and overrides any "
+                             "calibration; remove it (or set -1) to calibrate")
+    origin = calibration.apply(liveness, cfg)
     finder = FaceFinder(None, args.threads)
     stop = threading.Event()
     cam = make_source(cfg.camera, stop, allow_virtual=cfg.security.allow_insecure)
@@ -423,17 +437,51 @@ def _liveness_camera(args) -> int:
     summary = {"frames": frames, "face_frames": len(s), "threshold": round(liveness.threshold, 4),
                "rejected": round(rejected, 4), "p5": round(q[0], 4), "p25": round(q[1], 4), "median": round(q[2], 4),
                "p75": round(q[3], 4), "p95": round(q[4], 4), "min": round(float(s.min()), 4)}
+    summary["threshold_from"] = origin
+    if args.calibrate:
+        summary.update(_calibrate(cfg, liveness, s, "facelatch liveness --camera --calibrate"))
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"{len(s)} frames with a face (of {frames}); P(live): min {s.min():.3f}, 5 % {q[0]:.3f}, "
-              f"median {q[2]:.3f}, 95 % {q[4]:.3f}; {rejected:.1%} below the threshold {liveness.threshold:.3f}")
+              f"median {q[2]:.3f}, 95 % {q[4]:.3f}; {rejected:.1%} below the threshold {liveness.threshold:.3f} "
+              f"({origin})")
+        if args.calibrate:
+            print(summary["calibration"])
+    if args.calibrate:
+        return 0
     if rejected > 0.05:
         print(f"facelatch: warning: the liveness threshold {liveness.threshold:.3f} would reject {rejected:.0%} of this "
               f"person's frames on this camera (more than 5 %): check the lighting and the camera position; "
               f"lowering liveness.threshold lets more attacks through", file=sys.stderr)
         return 1
     return 0
+
+
+def _calibrate(cfg, liveness, scores, by: str) -> dict:
+    """Record this camera's live scores and write this installation's threshold (audited)."""
+    import numpy as np
+
+    from .audit import AuditLog
+
+    cal = calibration.load(cfg.state_dir, liveness.model_sha256)
+    before = cal.threshold(liveness.default_threshold)
+    cal.record(scores, by)
+    path = cal.save(cfg.state_dir, liveness.default_threshold)
+    after = cal.threshold(liveness.default_threshold)
+    AuditLog(cfg.state_dir, cfg.audit.max_bytes, cfg.audit.backups).write(
+        {"decision": "liveness_calibration", "by": by, "frames": len(scores), "recorded": len(cal.scores),
+         "threshold_before": before, "threshold": after, "shipped_threshold": liveness.default_threshold,
+         "model_sha256": liveness.model_sha256})
+    if after is None:
+        text = (f"recorded {len(scores)} live frames into {path} ({len(cal.scores)} in all); the installation "
+                f"threshold needs {calibration.MIN_FRAMES}: the card's {liveness.default_threshold:.3f} stays")
+    else:
+        text = (f"calibrated: this installation's liveness threshold is {after:.3f} (the card's default "
+                f"{liveness.default_threshold:.3f}; it rejects {np.mean(np.asarray(cal.scores) < after):.1%} of the "
+                f"{len(cal.scores)} live frames recorded here), written to {path}; restart or reload the daemon "
+                "(systemctl reload facelatch) to use it")
+    return {"calibration": text, "calibrated_threshold": after, "calibration_file": str(path)}
 
 
 def cmd_bench(args) -> int:
@@ -595,6 +643,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="installer check: P(live) of the person in front of the configured camera; warns (exit 1) "
                         "when the threshold would reject more than 5 %% of their frames")
     s.add_argument("--seconds", type=float, default=10.0, help="--camera: how long to watch (default 10)")
+    s.add_argument("--calibrate", action="store_true",
+                   help="--camera: record these live frames and write this installation's threshold (the highest "
+                        "rejecting <= 2 %% of the live frames recorded here, never below the card's); the daemon "
+                        "reads it from the state directory")
     s.add_argument("--config", help="daemon config (camera, liveness model and threshold)")
     s.set_defaults(func=cmd_liveness)
 

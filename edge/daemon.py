@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import calibration
 from . import config as config_mod
 from .actuators import Actuation, make_actuator
 from .audit import AuditLog
@@ -78,6 +79,7 @@ class Door:
                                                  live.model if live.enabled else None,
                                                  live.threshold if live.threshold >= 0 else None,
                                                  cfg.model.full_range_fallback)
+        self.liveness_origin = calibration.apply(self.pipeline.liveness, cfg)  # config, camera or card
         key_file = find_key_file(cfg.template.key_file)
         key = read_key(key_file) if key_file else None
         gallery_path = cfg.state_path(cfg.template.path)
@@ -229,7 +231,7 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
     log.info("facelatch running: encoder %s, %d people, FMR %g (per comparison %g, threshold %.4f), liveness %s, "
              "camera %s %s, actuator %s, MQTT %s", door.pipeline.encoder_card.data["name"],
              len(door.identifier.names), cfg.model.fmr, door.comparison_fmr, door.identifier.threshold,
-             f"on (P(live) >= {live.threshold:.3f})" if live else "OFF", cfg.camera.source, cfg.camera.device,
+             f"on (P(live) >= {live.threshold:.3f}, {door.liveness_origin})" if live else "OFF", cfg.camera.source, cfg.camera.device,
              cfg.actuator.kind, f"{cfg.mqtt.host}:{cfg.mqtt.port}" if cfg.mqtt.enabled else "off")
     notifier.ready(f"watching ({cfg.camera.source} {cfg.camera.device})")
     wd = watchdog_interval()

@@ -65,7 +65,9 @@ class Liveness:
             raise FacelatchError(f"{card.path.name}: not a liveness card of this version (no crop.scales)")
         self.model = TFLiteModel(card.model_path, threads)
         self.size, self.scales = int(crop["size"]), [float(s) for s in crop["scales"]]
-        self.threshold = float(card.data["threshold"]["live_score"] if threshold is None else threshold)
+        self.default_threshold = float(card.data["threshold"]["live_score"])  # the card's, for every camera
+        self.threshold = self.default_threshold if threshold is None else float(threshold)
+        self.model_sha256 = str(card.data["sha256"])
 
     def patch(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         return stacked_patches(rgb, face.box, self.size, self.scales)

@@ -1,0 +1,108 @@
+"""Per-installation liveness calibration: this camera's own live-score distribution.
+
+The shipped threshold is fixed on many cameras at once, so it must be low enough
+for the camera whose live faces score lowest; a camera whose live faces score high
+leaves room that an attack can use (a phone replay that scores 0.3 passes a 0.13
+threshold).  Calibration records P(live) of the installer's own live frames at
+*this* camera (``facelatch liveness --camera --calibrate``; ``facelatch enroll
+--camera`` adds the frames it sees) and sets the threshold for this installation:
+the highest that rejects at most ``REJECT`` of the recorded live frames — never
+below the shipped default, so calibration can only make the door stricter.
+
+The file (``liveness_calibration.json`` in the state directory, written atomically,
+0600) names the liveness model it was measured with; a different model ignores it
+(and says so), because scores of two models do not compare."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import FacelatchError
+from .fileio import write_atomic
+
+FILE = "liveness_calibration.json"
+REJECT = 0.02  # the share of this camera's live frames the installation threshold may reject
+MIN_FRAMES = 100  # fewer live frames give no threshold (2 % of 100 is 2 frames)
+MAX_SCORES = 5000  # the most recent live scores kept
+
+
+def calibrated_threshold(scores, shipped: float, reject: float = REJECT) -> float:
+    """The highest threshold rejecting at most ``reject`` of ``scores``, never below ``shipped``."""
+    s = np.sort(np.asarray(scores, float))
+    k = int(math.floor(reject * len(s)))  # this many may fall below the threshold
+    return float(max(shipped, s[min(k, len(s) - 1)]))
+
+
+@dataclass
+class Calibration:
+    model_sha256: str
+    scores: list  # P(live) of live frames recorded at this camera, oldest first
+    sessions: list  # {"time", "by", "frames"} per recording
+
+    def threshold(self, shipped: float) -> float | None:
+        """This installation's threshold, or None while fewer than MIN_FRAMES are recorded."""
+        return calibrated_threshold(self.scores, shipped) if len(self.scores) >= MIN_FRAMES else None
+
+    def record(self, scores, by: str) -> None:
+        self.scores = (list(self.scores) + [round(float(s), 5) for s in scores])[-MAX_SCORES:]
+        self.sessions.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "by": by, "frames": len(scores)})
+
+    def save(self, state_dir, shipped: float) -> Path:
+        path = Path(state_dir) / FILE
+        thr = self.threshold(shipped)
+        data = {"model_sha256": self.model_sha256, "reject": REJECT, "shipped_threshold": shipped,
+                "threshold": None if thr is None else round(thr, 5), "frames": len(self.scores),
+                "sessions": self.sessions[-50:], "scores": self.scores}
+        write_atomic(path, (json.dumps(data, separators=(",", ":")) + "\n").encode(), mode=0o600)
+        return path
+
+
+def load(state_dir, model_sha256: str) -> Calibration:
+    """The installation's calibration for this model (an empty one when there is none,
+    or one for another model).  A damaged file is a one-line error, never ignored
+    silently: the installer meant the door to be stricter."""
+    path = Path(state_dir) / FILE
+    if not path.exists():
+        return Calibration(model_sha256, [], [])
+    try:
+        data = json.loads(path.read_bytes())
+        scores = [float(s) for s in data["scores"]]
+        sessions = list(data.get("sessions", []))
+        sha = str(data["model_sha256"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise FacelatchError(f"liveness calibration {path} is unreadable ({e.__class__.__name__}); "
+                             "run facelatch liveness --camera --calibrate again, or remove the file") from None
+    if not all(0.0 <= s <= 1.0 for s in scores):
+        raise FacelatchError(f"liveness calibration {path}: scores outside 0..1; calibrate again or remove the file")
+    if sha != model_sha256:
+        return Calibration(model_sha256, [], [])  # measured with another model: start afresh
+    return Calibration(sha, scores, sessions)
+
+
+def installation_threshold(state_dir, model_sha256: str, shipped: float) -> tuple[float, str]:
+    """(threshold, where it came from) for the daemon: the calibrated one, else the card's."""
+    cal = load(state_dir, model_sha256)
+    thr = cal.threshold(shipped)
+    if thr is None:
+        why = (f"{len(cal.scores)} live frames recorded, {MIN_FRAMES} needed" if cal.scores else "not calibrated")
+        return shipped, f"the model card's default ({why})"
+    return thr, f"calibrated on this camera ({len(cal.scores)} live frames, rejects <= {REJECT:.0%})"
+
+
+def apply(liveness, cfg) -> str | None:
+    """Set ``liveness.threshold`` (an edge.liveness.Liveness, or None) for this
+    installation: the config's ``liveness.threshold`` when set, else the calibrated
+    one, else the card's.  Returns where it came from, in words."""
+    if liveness is None:
+        return None
+    if cfg.liveness.threshold >= 0:
+        liveness.threshold = cfg.liveness.threshold
+        return "liveness.threshold in the config"
+    liveness.threshold, origin = installation_threshold(cfg.state_dir, liveness.model_sha256, liveness.default_threshold)
+    return origin

@@ -1,0 +1,92 @@
+"""Per-installation liveness calibration: the rule, the file, the CLI that records it and
+the door that reads it."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import DEMO, run_cli
+from frames import write_demo_template, write_sequence
+
+from edge.images import read_image
+
+from edge import calibration
+from edge import config as config_mod
+from edge.errors import FacelatchError
+
+
+def test_the_threshold_rejects_at_most_two_percent_and_never_drops_below_the_card():
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0.2, 1.0, 1000)
+    thr = calibration.calibrated_threshold(scores, shipped=0.1)
+    assert np.mean(scores < thr) <= 0.02
+    assert np.mean(scores < np.nextafter(thr, 2)) > 0.02  # the highest such threshold
+    assert calibration.calibrated_threshold(scores, shipped=0.5) == 0.5  # only ever stricter than the card
+    assert calibration.calibrated_threshold(np.full(200, 0.05), shipped=0.13) == 0.13
+
+
+def test_the_file_is_private_names_its_model_and_a_damaged_one_is_an_error(tmp_path):
+    cal = calibration.load(tmp_path, "a" * 64)
+    assert cal.threshold(0.13) is None
+    cal.record(np.linspace(0.5, 1.0, calibration.MIN_FRAMES), "test")
+    path = cal.save(tmp_path, 0.13)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert calibration.installation_threshold(tmp_path, "a" * 64, 0.13)[0] == pytest.approx(0.51, abs=0.01)
+    thr, origin = calibration.installation_threshold(tmp_path, "b" * 64, 0.13)  # another model: not used
+    assert thr == 0.13 and "default" in origin
+    path.write_text('{"scores": [2.0], "model_sha256": "' + "a" * 64 + '"}')
+    with pytest.raises(FacelatchError, match="outside 0..1"):
+        calibration.load(tmp_path, "a" * 64)
+    path.write_text("{")
+    with pytest.raises(FacelatchError, match="unreadable") as e:
+        calibration.installation_threshold(tmp_path, "a" * 64, 0.13)
+    assert "\n" not in str(e.value)
+
+
+@pytest.fixture()
+def installation(tmp_path, monkeypatch):
+    """A state dir with the demo household and an images 'camera' showing the enrolled
+    person: a whole digital photo (no print, no screen), which the model scores as live."""
+    monkeypatch.setattr(calibration, "MIN_FRAMES", 6)  # the rule is tested above; keep the frames few
+    state = tmp_path / "state"
+    state.mkdir()
+    write_demo_template(state / "template.json")
+    seq = write_sequence(tmp_path / "frames", [read_image(DEMO / "probe" / "obama3.jpg")[..., ::-1]] * 8)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'state_dir = "{state}"\n[camera]\nsource = "images"\ndevice = "{seq}"\npace = false\n')
+    return cfg, state
+
+
+def test_calibrating_at_the_camera_writes_the_threshold_the_door_then_uses(installation):
+    cfg, state = installation
+    from edge.daemon import Door
+
+    door = Door(config_mod.load(cfg))
+    card_default = door.pipeline.liveness.default_threshold
+    assert door.pipeline.liveness.threshold == card_default and "not calibrated" in door.liveness_origin
+    door.close()
+    rc, out, err = run_cli("liveness", "--camera", "--calibrate", "--config", str(cfg), "--json", "--seconds", "60")
+    assert rc == 0, err
+    summary = json.loads(out.splitlines()[-1])
+    stored = json.loads((state / calibration.FILE).read_text())
+    assert stored["frames"] == summary["face_frames"] == 8
+    thr = summary["calibrated_threshold"]
+    assert thr == stored["threshold"] and thr > card_default  # this camera's live faces score high
+    assert np.mean(np.array(stored["scores"]) < thr) <= 0.02
+    audit = [json.loads(line) for line in (state / "audit.jsonl").read_text().splitlines()]
+    assert [a["decision"] for a in audit] == ["liveness_calibration"] and audit[0]["threshold"] == thr
+    door = Door(config_mod.load(cfg))  # what the daemon builds at start and on every reload
+    assert door.pipeline.liveness.threshold == pytest.approx(thr) and "calibrated" in door.liveness_origin
+    door.close()
+
+
+def test_a_threshold_in_the_config_wins_and_calibration_says_so(installation):
+    cfg, state = installation
+    cfg.write_text(cfg.read_text() + "[liveness]\nthreshold = 0.2\n")
+    rc, out, err = run_cli("liveness", "--camera", "--calibrate", "--config", str(cfg), "--seconds", "60")
+    assert rc == 2 and "overrides any calibration" in err and len(err.strip().splitlines()) == 1
+    assert not (state / calibration.FILE).exists()
+    rc, out, err = run_cli("liveness", "--calibrate", "--config", str(cfg))
+    assert rc == 2 and "--calibrate needs --camera" in err
