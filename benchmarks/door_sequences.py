@@ -8,10 +8,17 @@ config, images source at 15 frames/s of virtual time) over
 - their attack frames in capture order (NUAA: printed photos of the same person;
   screen sources: replays, often of other people): how many unlocks?
 
-    python benchmarks/door_sequences.py --pad build/pad [--json build/door_sequences.json]
+    python benchmarks/door_sequences.py --pad build/pad [--json build/door_sequences.json] [--calibrate]
 
 ``build/pad`` comes from ``facelatch-convert pad-data``.  Liveness settings are the
 config's defaults unless ``--no-liveness`` / ``--require-blink`` are given.
+
+Per subject it also gives the door-level screen figure (issue 19): the share of
+windows of n consecutive attack frames (capture order) in which the door's liveness
+rule — k of the n frames live, the policy's defaults — would pass, at the threshold
+the daemon uses.  With ``--calibrate`` each subject's installation is first
+calibrated (edge/calibration.py) on the first half of their live door sequence and
+both the door runs and the windows use the second half and that threshold.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import tomllib
 from collections import defaultdict
 from pathlib import Path
 
@@ -30,8 +38,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from convert.pad_data import order_key  # noqa: E402
-from edge import actuators  # noqa: E402
+from convert.liveness import DOOR_KINDS  # noqa: E402
+from convert.pad_data import BY_NAME, order_key  # noqa: E402
+from convert.pad_eval import attack_windows  # noqa: E402
+from edge import actuators, calibration  # noqa: E402
+from edge import config as config_mod  # noqa: E402
 from edge.daemon import run  # noqa: E402
 from edge.pipeline import FacePipeline, read_image  # noqa: E402
 from edge.template import Template  # noqa: E402
@@ -41,7 +52,7 @@ def subjects(manifest: list[dict]) -> dict:
     """subject -> {"live": [...], "attack": [...]}, each a list of (session, order, file)."""
     out = defaultdict(lambda: {"live": [], "attack": []})
     for m in manifest:
-        if m["source"] not in ("nuaa", "dracarys", "dangthanhliem", "codersworld", "spp77"):
+        if BY_NAME[m["source"]].kind not in DOOR_KINDS:
             continue
         subject = f"nuaa:{m['subject']}" if m["source"] == "nuaa" else m["source"]
         key = order_key(Path(m["file"]).name)
@@ -66,7 +77,26 @@ def split_enrollment(live: list) -> tuple[list, list]:
     return [f for _, _, f in pick], [f for _, _, f in rest]
 
 
-def door_run(pipe, template: Template, files: list[str], work: Path, extra: str) -> dict:
+def door_liveness(extra: str, state: Path):
+    """The liveness stage as the daemon builds it for this config (threshold included)."""
+    cfg = config_mod.parse(tomllib.loads(f'state_dir = "{state}"\n{extra}'))
+    pipe = FacePipeline(cfg.model.encoder, 1, None, cfg.liveness.model if cfg.liveness.enabled else None)
+    calibration.apply(pipe.liveness, cfg)
+    return pipe
+
+
+def live_flags(pipe, files: list[str]) -> np.ndarray:
+    """Per frame (capture order): is the door's face in it live at the daemon's threshold?
+    A frame without a face counts as not live."""
+    out = []
+    for f in files:
+        rgb = read_image(f)
+        found = pipe.finder.find(rgb, chips="none")
+        out.append(bool(found) and pipe.liveness.is_live(pipe.liveness.score(rgb, found[0].face)))
+    return np.array(out, bool)
+
+
+def door_run(pipe, template: Template, files: list[str], work: Path, extra: str, calibrated: Path | None = None) -> dict:
     frames = work / "frames"
     if frames.exists():
         shutil.rmtree(frames)
@@ -78,6 +108,8 @@ def door_run(pipe, template: Template, files: list[str], work: Path, extra: str)
         shutil.rmtree(state)
     state.mkdir()
     template.save(state / "template.json")
+    if calibrated is not None:
+        shutil.copy(calibrated, state / calibration.FILE)
     cfg = work / "config.toml"
     cfg.write_text(f'state_dir = "{state}"\n[camera]\nsource = "images"\ndevice = "{frames}"\npace = false\n'
                    f'fps = 15.0\n{extra}')
@@ -122,6 +154,9 @@ def main() -> int:
     ap.add_argument("--no-liveness", action="store_true")
     ap.add_argument("--require-blink", action="store_true")
     ap.add_argument("--json", help="write the per-subject results here")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="calibrate each installation on the first half of its live sequence (judged on the rest)")
+    ap.add_argument("--only", nargs="+", help="these subjects only")
     args = ap.parse_args()
     manifest = json.loads((Path(args.pad) / "manifest.json").read_text())
     extra = "[liveness]\n" + ("enabled = false\n" if args.no_liveness else "") + \
@@ -130,17 +165,41 @@ def main() -> int:
     pipe = FacePipeline(liveness=None)
     work = Path(tempfile.mkdtemp())
     results = {}
+    door_cfg = config_mod.Config()
     for subject, seqs in sorted(subjects(manifest).items()):
+        if args.only and subject not in args.only:
+            continue
         enroll, live_seq = split_enrollment(seqs["live"])
+        calibrated, threshold = None, None
+        if not args.no_liveness:
+            judge = door_liveness(extra, work / "none")
+            if args.calibrate:  # the installer calibrates on the first half; the door is judged on the rest
+                half = len(live_seq) // 2
+                scores = [judge.liveness.score(rgb, found[0].face) for rgb in map(read_image, live_seq[:half])
+                          if (found := judge.finder.find(rgb, chips="none"))]
+                cal = calibration.Calibration(judge.liveness.model_sha256, [], [])
+                cal.record(scores, "benchmark")
+                calibrated = cal.save(work / "calibration", judge.liveness.default_threshold)
+                judge.liveness.threshold = cal.threshold(judge.liveness.default_threshold) or \
+                    judge.liveness.default_threshold
+                live_seq = live_seq[half:]
+            threshold = judge.liveness.threshold
+            attack_files = [f for _, _, f in seqs["attack"]]
+            windows = attack_windows(live_flags(judge, attack_files), door_cfg.policy.n, door_cfg.policy.k)
         emb = []
         for f in enroll:
             found = pipe.analyze(read_image(f))
             if found:
                 emb.append(found[0].embedding)
         template = Template(pipe.model_sha256, np.stack(emb), "cosine")
-        live = door_run(pipe, template, live_seq, work / "live", extra)
-        attack = door_run(pipe, template, [f for _, _, f in seqs["attack"]], work / "attack", extra)
+        live = door_run(pipe, template, live_seq, work / "live", extra, calibrated)
+        attack = door_run(pipe, template, [f for _, _, f in seqs["attack"]], work / "attack", extra, calibrated)
         results[subject] = {"enrolled_from": [Path(f).name for f in enroll], "live": live, "attack": attack}
+        if not args.no_liveness:
+            results[subject]["liveness"] = {"threshold": threshold, "attack_windows_passing": windows,
+                                            "k": door_cfg.policy.k, "n": door_cfg.policy.n}
+            print(f"{subject:14s} liveness threshold {threshold:.4f}: {windows:.1%} of attack windows "
+                  f"({door_cfg.policy.k} of {door_cfg.policy.n} frames) pass", flush=True)
         print(f"{subject:14s} live: {live['unlocks']:3d} unlocks in {live['frames']:4d} frames, first at frame "
               f"{live['first_unlock_frame']}; attack: {attack['unlocks']} unlocks in {attack['frames']} frames "
               f"({attack['denies']} denied attempts, {attack['locked_out']} lockouts); second look on "

@@ -20,6 +20,20 @@ def threshold_for_bpcer(live_scores: np.ndarray, bpcer: float) -> float:
     return float(s[min(k, len(s) - 1)])
 
 
+def pooled_threshold_for_bpcer(scores_by_source: dict, bpcer: float) -> float:
+    """The highest threshold that rejects at most ``bpcer`` of the live faces of several
+    sources pooled with each source weighted equally (so that one camera whose live
+    faces score very low raises the rejections there without dragging the threshold
+    down to nothing for every other camera, as the minimum over sources does)."""
+    scores = np.concatenate([np.asarray(v, float) for v in scores_by_source.values()])
+    weights = np.concatenate([np.full(len(v), 1.0 / len(v)) for v in scores_by_source.values()])
+    order = np.argsort(scores, kind="stable")
+    s, w = scores[order], weights[order]
+    before = np.concatenate([[0.0], np.cumsum(w)[:-1]])  # weight strictly below each sorted score (ties aside)
+    ok = np.flatnonzero(before <= bpcer * w.sum() + 1e-12)
+    return float(s[ok[-1]])
+
+
 def apcer_bpcer(live_scores, attack_scores, threshold: float) -> tuple[float, float]:
     live_scores, attack_scores = np.asarray(live_scores), np.asarray(attack_scores)
     apcer = float(np.mean(attack_scores >= threshold)) if len(attack_scores) else float("nan")
@@ -68,3 +82,14 @@ def pooled(table: dict, sources) -> dict:
             "bpcer": sum(r["bpcer"] * r["live"] for r in rows if r["live"]) / max(nl, 1),
             "max_bpcer": max((r["bpcer"] for r in rows if r["live"]), default=float("nan")),
             "live": nl, "attack": na}
+
+
+def attack_windows(passes, n: int, k: int) -> float:
+    """The share of windows of ``n`` consecutive attack frames (capture order) in which
+    at least ``k`` pass as live: how often the door's k-of-n liveness rule would be
+    satisfied by an attack shown for n frames (nan with fewer than n frames)."""
+    passes = np.asarray(passes, bool)
+    if len(passes) < n:
+        return float("nan")
+    counts = np.convolve(passes.astype(int), np.ones(n, int), mode="valid")
+    return float(np.mean(counts >= k))

@@ -7,8 +7,10 @@ sees its own patch around the detected face — the box scaled by the member's
 factor (2.7x, 4.0x: the wider the patch, the more of a held photo's or a
 screen's edge is in view), shifted to stay inside the frame and resized to 80x80.
 The patches are stacked along the channel axis into the one model input; the
-model returns 3 logits per member (index 1 = live) and P(live) is the mean of the
-members' softmax probabilities.  The patch definition lives here, in one place, and
+model returns 3 logits per member (index 1 = live).  P(live) is the card's linear
+head over the members' log-odds where the card has one (weights learned leave one
+source out on many cameras, convert/pad_stack.py), else the mean of the members'
+softmax probabilities.  The patch definition lives here, in one place, and
 the converter and the benchmarks import it."""
 
 from __future__ import annotations
@@ -54,6 +56,32 @@ def live_probability(logits: np.ndarray) -> np.ndarray:
     return (e[..., LIVE] / e.sum(axis=-1)).mean(axis=-1)
 
 
+def member_log_odds(logits: np.ndarray) -> np.ndarray:
+    """Per member, log P(live) / P(not live) from its 3 logits: (..., 3 * members) -> (..., members)."""
+    z = logits.reshape(*logits.shape[:-1], -1, 3)
+    return z[..., LIVE] - np.logaddexp(z[..., 0], z[..., 2])
+
+
+class LinearHead:
+    """The card's ``head``: P(live) = sigmoid(w . (x - mean) / std + b) over the members'
+    log-odds ``x`` — weights learned on many cameras' frames, leave one source out
+    (convert/pad_stack.py, benchmarks/pad_stack.py)."""
+
+    def __init__(self, head: dict, members: int):
+        try:
+            self.mean, self.std, self.w = (np.asarray(head[k], float) for k in ("mean", "std", "w"))
+            self.b = float(head["b"])
+        except (KeyError, TypeError, ValueError):
+            raise FacelatchError("liveness card: head needs mean, std, w (one per member) and b") from None
+        if head.get("inputs", "log_odds") != "log_odds" or not (
+                self.mean.shape == self.std.shape == self.w.shape == (members,)) or not np.all(self.std > 0):
+            raise FacelatchError(f"liveness card: the head must take the {members} members' log-odds")
+
+    def __call__(self, logits: np.ndarray) -> float:
+        z = float(((member_log_odds(logits) - self.mean) / self.std) @ self.w + self.b)
+        return float(1 / (1 + np.exp(-np.clip(z, -30, 30))))
+
+
 class Liveness:
     """``score(rgb, face) -> float`` in [0, 1]: probability that the face is live.
     ``is_live(score)`` applies the card's default threshold (or the one given)."""
@@ -68,12 +96,15 @@ class Liveness:
         self.default_threshold = float(card.data["threshold"]["live_score"])  # the card's, for every camera
         self.threshold = self.default_threshold if threshold is None else float(threshold)
         self.model_sha256 = str(card.data["sha256"])
+        head = card.data.get("head")
+        self.head = LinearHead(head, len(self.scales)) if head else None
 
     def patch(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         return stacked_patches(rgb, face.box, self.size, self.scales)
 
     def score_patch(self, patch: np.ndarray) -> float:
-        return float(live_probability(self.model.run(self.model.pixels(patch))[0].reshape(-1)))
+        logits = self.model.run(self.model.pixels(patch))[0].reshape(-1)
+        return self.head(logits) if self.head is not None else float(live_probability(logits))
 
     def score(self, rgb: np.ndarray, face: Face) -> float:
         return self.score_patch(self.patch(rgb, face))

@@ -1,0 +1,243 @@
+"""Which liveness stack? Every candidate measured leave one source out on all door-like
+PAD sources (issue 19), per source, with and without per-installation calibration,
+per frame and per door window (k of n consecutive attack frames live).
+
+    facelatch-convert pad-data --mirrors /work/.mirror --nuaa ../shared/data/nuaa-train --out build/pad --workers 2
+    python benchmarks/pad_stack.py features            # members' features -> build/pad/features.npz
+    python benchmarks/pad_stack.py report [--only NAME] [--json build/pad_stack.json]
+
+Candidates: the members alone (MiniFASNetV2 on the 2.7x patch, V1SE on 4.0x, each
+also on the wide 8x patch: the context members), zero-shot fusions (mean P(live)),
+and linear heads (convert/pad_stack.py) over the members' log-odds or 128-D
+features, trained without the source under test.  Thresholds: fixed before the
+source is looked at — zero-shot candidates on the other door-like sources' live
+frames; heads by nested leave one source out.  Calibration (edge/calibration.py's
+rule): the first half of the source's live frames in capture order set
+max(threshold, the 2 %-quantile); judged on the second half and every attack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from convert.pad_data import BY_NAME  # noqa: E402
+from convert.pad_eval import apcer_bpcer, attack_windows, pooled_threshold_for_bpcer, roc_auc, threshold_for_bpcer  # noqa: E402
+from convert.pad_stack import head_score, nested_loso  # noqa: E402
+from edge.calibration import calibrated_threshold  # noqa: E402
+
+WEIGHTS = ROOT.parent / "shared" / "weights" / "minifasnet"
+MEMBERS = {"v2": ("2.7_80x80_MiniFASNetV2.pth", "crops_v2"), "v1se": ("4_0_0_80x80_MiniFASNetV1SE.pth", "crops_v1se"),
+           "v2wide": ("2.7_80x80_MiniFASNetV2.pth", "crops_wide"),
+           "v1sewide": ("4_0_0_80x80_MiniFASNetV1SE.pth", "crops_wide")}
+DOOR_KINDS = ("nuaa", "frames", "yolo")
+K, N = 3, 5  # the door's default rule: k of the last n frames
+
+
+def features(scan_path, out):
+    from convert.pad_stack import member_outputs
+
+    z = np.load(scan_path, allow_pickle=False)
+    found = z["found"]
+    res = {"index": np.flatnonzero(found)}
+    for name, (pth, crops) in MEMBERS.items():
+        f, logit = member_outputs(WEIGHTS / pth, z[crops][found])
+        res[f"{name}_feat"], res[f"{name}_logits"] = f.astype(np.float32), logit.astype(np.float32)
+        print(name, f.shape, flush=True)
+    np.savez(out, **res)
+
+
+def quality(scan_path, out):
+    """Would the door judge this face at all?  The device's quality gate (the default
+    encoder card's limits) and ``min_face_px`` on every found face."""
+    from edge.config import Config
+    from edge.images import read_image
+    from edge.modelcard import load_card, models_dir
+    from edge.pipeline import DEFAULT_ENCODER
+    from edge.quality import QualityGate
+
+    z = np.load(scan_path, allow_pickle=False)
+    gate = QualityGate.from_card(load_card(models_dir() / f"{DEFAULT_ENCODER}.json"))
+    min_px = Config().policy.min_face_px
+    idx = np.flatnonzero(z["found"])
+    ok, reasons = np.zeros(len(idx), bool), []
+    for j, i in enumerate(idx):
+        rgb = read_image(z["path"][i])
+        q = gate.check(rgb, z["boxes"][i], z["landmarks"][i])
+        big = max(z["boxes"][i][2:]) >= min_px
+        ok[j] = q.ok and big
+        reasons.append("" if ok[j] else q.reason if not q.ok else "small")
+    np.savez(out, index=idx, judged=ok, reason=np.array(reasons))
+    print(f"{ok.mean():.1%} of {len(idx)} found faces would be judged by the door")
+
+
+def log_odds(logits):
+    """log P(live) / P(not live) of one member's 3 logits."""
+    live = logits[:, 1]
+    other = np.logaddexp(logits[:, 0], logits[:, 2])
+    return live - other
+
+
+def p_live(logits):
+    return 1 / (1 + np.exp(-log_odds(logits)))
+
+
+def rule(live_by_source: dict, q: float, how: str) -> float:
+    """The threshold rule on tuning sources' live scores: ``min`` over sources of each
+    one's q-quantile (no tuning camera above q), or ``pooled`` (q of them all, each
+    source weighted equally)."""
+    if how == "min":
+        return min(threshold_for_bpcer(v, q) for v in live_by_source.values())
+    return pooled_threshold_for_bpcer(live_by_source, q)
+
+
+def thresholds_zero_shot(scores, live, source, door, q, how):
+    """Per door source S: the rule on the other door sources; and the rule on all."""
+    per = {t: scores[(source == t) & live] for t in door}
+    return ({s: rule({t: v for t, v in per.items() if t != s}, q, how) for s in door}, rule(per, q, how))
+
+
+def thresholds_nested(nest, live, source, door, q, how):
+    return {s: rule({t: nest["tune"][(s, t)][live[source == t]] for t in door if t != s}, q, how) for s in door}
+
+
+def judge(scores, live, source, order, thr, calibrate=False):
+    """APCER / BPCER / AUC / attack-window pass share of one source at ``thr``;
+    with ``calibrate`` the first half of its live frames (capture order) calibrate."""
+    idx_live = np.flatnonzero(live)
+    idx_live = idx_live[np.argsort(order[idx_live], kind="stable")]
+    test_live = scores[idx_live]
+    if calibrate:
+        half = len(idx_live) // 2
+        thr = calibrated_threshold(scores[idx_live[:half]], thr)
+        test_live = scores[idx_live[half:]]
+    att = np.flatnonzero(~live)
+    att = att[np.argsort(order[att], kind="stable")]
+    apcer, bpcer = apcer_bpcer(test_live, scores[att], thr)
+    return {"threshold": float(thr), "apcer": apcer, "bpcer": bpcer, "auc": roc_auc(scores[live], scores[~live]),
+            "windows": attack_windows(scores[att] >= thr, N, K), "live": int(len(test_live)), "attack": int(len(att))}
+
+
+def report(args):
+    z = np.load(args.scan, allow_pickle=False)
+    f = np.load(args.features, allow_pickle=False)
+    idx = f["index"]
+    keep = np.ones(len(idx), bool)
+    if args.judged_only:
+        qz = np.load(args.quality, allow_pickle=False)
+        assert np.array_equal(qz["index"], idx)
+        keep = qz["judged"]
+    f = {k: f[k][keep] for k in f.files}
+    idx = f["index"]
+    source, live = z["source"][idx], z["live"][idx]
+    # capture order: (sequence, frame number) as one sortable key
+    seq = z["sequence"][idx]
+    _, seq_rank = np.unique(seq, return_inverse=True)
+    order = seq_rank.astype(np.int64) * 10**18 + z["order"][idx].astype(np.int64) % 10**18
+    kinds = {s: BY_NAME[s].kind for s in set(source)}
+    door = sorted(s for s, k in kinds.items() if k in DOOR_KINDS)
+    crops = sorted(s for s, k in kinds.items() if k == "crops")
+    lo = {m: log_odds(f[f"{m}_logits"]) for m in MEMBERS}
+    cands = {
+        "v2 (shipped)": ("zero", p_live(f["v2_logits"])),
+        "v1se": ("zero", p_live(f["v1se_logits"])),
+        "v2wide": ("zero", p_live(f["v2wide_logits"])),
+        "v1sewide": ("zero", p_live(f["v1sewide_logits"])),
+        "mean v2+v1se": ("zero", (p_live(f["v2_logits"]) + p_live(f["v1se_logits"])) / 2),
+        "mean v2+v1se+v1sewide": ("zero", (p_live(f["v2_logits"]) + p_live(f["v1se_logits"]) +
+                                           p_live(f["v1sewide_logits"])) / 3),
+        "head: log-odds v2,v1se": ("head", np.stack([lo["v2"], lo["v1se"]], 1)),
+        "head: log-odds v2,v1se,v1sewide": ("head", np.stack([lo["v2"], lo["v1se"], lo["v1sewide"]], 1)),
+        "head: log-odds all 4": ("head", np.stack([lo[m] for m in MEMBERS], 1)),
+        "head: features v2+v1se": ("head", np.hstack([f["v2_feat"], f["v1se_feat"]])),
+        "head: features v2+v1se+v1sewide": ("head", np.hstack([f["v2_feat"], f["v1se_feat"], f["v1sewide_feat"]])),
+    }
+    if args.only:
+        cands = {k: v for k, v in cands.items() if any(o in k for o in args.only)}
+    results = {}
+    for name, (kind, x) in cands.items():
+        for how, q in ((h, q) for h in args.rule for q in args.q):
+            if kind == "zero":
+                thr, shipped = thresholds_zero_shot(x, live, source, door, q, how)
+                per_scores = {s: x[source == s] for s in door}
+                crop_scores = {s: x[source == s] for s in crops}
+            else:
+                nest = nested_loso(x, live, source, door, l2=args.l2, cap=args.cap)
+                thr = thresholds_nested(nest, live, source, door, q, how)
+                per_scores = nest["test"]
+                crop_scores = {}
+            rows = {}
+            for s in door:
+                m = source == s
+                rows[s] = {"plain": judge(per_scores[s], live[m], source[m], order[m], thr[s]),
+                           "calibrated": judge(per_scores[s], live[m], source[m], order[m], thr[s], calibrate=True)}
+            for s in crop_scores:
+                m = source == s
+                rows[s] = {"plain": judge(crop_scores[s], live[m], source[m], order[m], shipped)}
+            results[f"{name} @{how} q{q:g}"] = rows
+            print_table(f"{name}, threshold rule: {how} {q:.0%} of the tuning sources' live frames", rows, door)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+def pooled(rows, door, which):
+    na = sum(rows[s][which]["attack"] for s in door)
+    nl = sum(rows[s][which]["live"] for s in door)
+    ap = sum(rows[s][which]["apcer"] * rows[s][which]["attack"] for s in door) / na
+    bp = sum(rows[s][which]["bpcer"] * rows[s][which]["live"] for s in door) / nl
+    return ap, bp
+
+
+def print_table(title, rows, door):
+    print(f"\n## {title}")
+    print(f"{'source':15s} {'live':>5s} {'att':>5s} {'AUC':>6s} {'thr':>6s} {'APCER':>7s} {'BPCER':>6s} {'win':>6s} |"
+          f" {'cal thr':>7s} {'APCER':>7s} {'BPCER':>6s} {'win':>6s}")
+    for s, r in rows.items():
+        p = r["plain"]
+        line = (f"{s:15s} {p['live']:5d} {p['attack']:5d} {p['auc']:6.3f} {p['threshold']:6.3f} {p['apcer']:7.2%} "
+                f"{p['bpcer']:6.2%} {p['windows']:6.2%} |")
+        if "calibrated" in r:
+            c = r["calibrated"]
+            line += f" {c['threshold']:7.3f} {c['apcer']:7.2%} {c['bpcer']:6.2%} {c['windows']:6.2%}"
+        print(line)
+    ap, bp = pooled(rows, door, "plain")
+    worst = max(rows[s]["plain"]["apcer"] for s in door)
+    worst_b = max(rows[s]["plain"]["bpcer"] for s in door)
+    cap, cbp = pooled(rows, door, "calibrated")
+    cworst = max(rows[s]["calibrated"]["apcer"] for s in door)
+    cworst_b = max(rows[s]["calibrated"]["bpcer"] for s in door)
+    print(f"door pooled: APCER {ap:.2%} (worst {worst:.2%}), BPCER {bp:.2%} (worst {worst_b:.2%}) | calibrated: "
+          f"APCER {cap:.2%} (worst {cworst:.2%}), BPCER {cbp:.2%} (worst {cworst_b:.2%})", flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["features", "quality", "report"])
+    p.add_argument("--scan", default="build/pad/scan.npz")
+    p.add_argument("--features", default="build/pad/features.npz")
+    p.add_argument("--quality", default="build/pad/quality.npz", help="which faces the door would judge")
+    p.add_argument("--q", type=float, nargs="+", default=[0.01, 0.02])
+    p.add_argument("--rule", nargs="+", default=["min", "pooled"], choices=["min", "pooled"])
+    p.add_argument("--judged-only", action="store_true", help="only faces the door would judge (quality gate, size)")
+    p.add_argument("--l2", type=float, default=1.0)
+    p.add_argument("--cap", type=int, default=600, help="heads: at most this many training frames per (source, label)")
+    p.add_argument("--only", nargs="+")
+    p.add_argument("--json")
+    args = p.parse_args()
+    if args.what == "features":
+        features(args.scan, args.features)
+    elif args.what == "quality":
+        quality(args.scan, args.quality)
+    else:
+        report(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""The liveness stack's learned part: a linear head over the MiniFASNet members'
+features, trained and measured leave one source out (workstation, numpy).
+
+Each member (a MiniFASNet network on its own patch of the frame) gives a 128-D
+feature (the output of its ``linear`` + ``bn`` layers, just before its 3-way
+classifier).  The head is an L2-regularised logistic regression on the members'
+standardised features, with every (source, label) cell weighted equally, so a large
+recording does not outvote a small one.  P(live) = sigmoid(w . (f - mean) / std + b).
+
+Honest thresholds need *nested* leave one source out (the head has seen its
+training sources, so their live scores are optimistic): for a test source S the
+head is trained without S; its threshold is the rule applied, for every other
+source T, to T's live frames scored by a head trained without S and without T.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+FEATURE_LAYER = "bn_bn"  # convert.minifasnet.build names the layer after 'linear' like this
+
+
+def feature_model(pth, size: int = 80):
+    """Keras model of one member with batch 1: patch -> [128-D feature, 3 logits]."""
+    import keras
+
+    from .minifasnet import load
+
+    model = load(pth, size)
+    inp = keras.Input((size, size, 3), batch_size=1)
+    feat_model = keras.Model(model.input, [model.get_layer(FEATURE_LAYER).output, model.output])
+    return keras.Model(inp, feat_model(inp))
+
+
+def member_outputs(pth, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(features (N, 128) float32, logits (N, 3)) of one member on its patches, through
+    a float TFLite conversion run one patch at a time as on the device (on a CPU this is
+    many times faster than Keras batches)."""
+    import tempfile
+
+    from edge.runtime import TFLiteModel
+
+    from .quantize import to_tflite
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "member.tflite"
+        path.write_bytes(to_tflite(feature_model(pth), None))
+        tfl = TFLiteModel(path)
+        feats, logits = np.zeros((len(patches), 128), np.float32), np.zeros((len(patches), 3), np.float32)
+        for i, patch in enumerate(patches):
+            for out in tfl.run(tfl.pixels(patch)):
+                (feats if out.size == 128 else logits)[i] = out.reshape(-1)
+    return feats, logits
+
+
+def cell_weights(live: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Sample weights giving every (source, label) cell the same total weight (mean 1)."""
+    w = np.zeros(len(live))
+    cells = {(s, bool(l)) for s, l in zip(source, live)}
+    for s, l in cells:
+        m = (source == s) & (live == l)
+        w[m] = 1.0 / m.sum()
+    return w * len(w) / w.sum()
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float = 1.0, iters: int = 25) -> dict:
+    """Weighted L2 logistic regression by Newton steps; features standardised first.
+    Returns {"mean", "std", "w", "b"} (numpy arrays / float)."""
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    z = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
+    theta = np.zeros(z.shape[1])
+    reg = np.full(z.shape[1], l2 * weight.sum() / len(weight))
+    reg[-1] = 0.0  # no penalty on the bias
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(z @ theta, -30, 30)))
+        grad = z.T @ (weight * (p - y)) + reg * theta
+        hess = (z * (weight * p * (1 - p))[:, None]).T @ z + np.diag(reg)
+        step = np.linalg.solve(hess, grad)
+        theta -= step
+        if np.abs(step).max() < 1e-6:
+            break
+    return {"mean": mean, "std": std, "w": theta[:-1], "b": float(theta[-1])}
+
+
+def head_logit(head: dict, x: np.ndarray) -> np.ndarray:
+    return ((x - head["mean"]) / head["std"]) @ head["w"] + head["b"]
+
+
+def head_score(head: dict, x: np.ndarray) -> np.ndarray:
+    """P(live) under the head."""
+    return 1 / (1 + np.exp(-np.clip(head_logit(head, x), -30, 30)))
+
+
+def capped(mask: np.ndarray, live: np.ndarray, source: np.ndarray, cap: int | None, seed: int = 0) -> np.ndarray:
+    """``mask`` with at most ``cap`` frames per (source, label) cell kept (evenly spaced)."""
+    if cap is None:
+        return mask
+    out = np.zeros_like(mask)
+    for s in np.unique(source[mask]):
+        for lab in (False, True):
+            idx = np.flatnonzero(mask & (source == s) & (live == lab))
+            out[idx[np.linspace(0, len(idx) - 1, min(cap, len(idx))).astype(int)] if len(idx) else idx] = True
+    return out
+
+
+def nested_loso(x, live, source, door, train_extra=None, l2: float = 1.0, cap: int | None = None) -> dict:
+    """Heads for nested leave one source out over ``door`` sources.
+
+    Returns {"test": {S: scores of every frame under the head trained without S},
+             "tune": {(S, T): scores of T's frames under the head trained without S and T}}.
+    ``train_extra`` (a boolean mask) adds frames of other sources (e.g. tight crops) to
+    every training set; they are never test or tuning frames."""
+    train_extra = np.zeros(len(live), bool) if train_extra is None else train_extra
+    in_door = np.isin(source, door)
+
+    def fit_without(excluded):
+        m = capped((in_door & ~np.isin(source, list(excluded))) | train_extra, live, source, cap)
+        return fit_logistic(x[m], live[m].astype(float), cell_weights(live[m], source[m]), l2)
+
+    test, tune = {}, {}
+    for s in door:
+        test[s] = head_score(fit_without({s}), x[source == s])
+        for t in door:
+            if t != s:
+                tune[(s, t)] = head_score(fit_without({s, t}), x[source == t])
+    return {"test": test, "tune": tune}
+
+
+def save_head(head: dict, path: Path) -> None:
+    np.savez(path, **{k: np.asarray(v) for k, v in head.items()})
