@@ -63,22 +63,33 @@ def _one_face(pipe: FacePipeline, path: Path):
     return found[0]
 
 
+def _config(args):
+    """The daemon config named by --config (None without it)."""
+    if not getattr(args, "config", None):
+        return None
+    from . import config
+
+    return config.load(args.config)
+
+
+def _key_file(args, cfg=None) -> str:
+    """--key-file, else the config's template.key_file ("" : none given)."""
+    cfg = cfg if cfg is not None else _config(args)
+    return getattr(args, "key_file", None) or (cfg.template.key_file if cfg is not None else "")
+
+
 def _key(args) -> bytes | None:
     from .secrets import find_key_file, read_key
 
-    key_file = find_key_file(getattr(args, "key_file", "") or "")
+    key_file = find_key_file(_key_file(args))
     return read_key(key_file) if key_file else None
 
 
 def _template_path(args) -> Path:
-    if args.template:
+    if getattr(args, "template", None):
         return Path(args.template)
-    if getattr(args, "config", None):
-        from . import config
-
-        cfg = config.load(args.config)
-        return cfg.state_path(cfg.template.path)
-    return default_template_path()
+    cfg = _config(args)
+    return cfg.state_path(cfg.template.path) if cfg is not None else default_template_path()
 
 
 def _camera_embeddings(args, pipe: FacePipeline) -> tuple[list, list[str]]:
@@ -242,6 +253,25 @@ def cmd_identify(args) -> int:
     return 0
 
 
+def cmd_replay(args) -> int:
+    import dataclasses
+
+    from . import config
+    from .replay import replay
+
+    cfg = _config(args)
+    if cfg is None:  # the defaults, with the global --encoder and --threads
+        cfg = config.Config()
+        cfg.model = dataclasses.replace(cfg.model, encoder=args.encoder, threads=args.threads)
+    if args.fps is not None and not 0.1 <= args.fps <= 240:
+        raise FacelatchError(f"--fps must be between 0.1 and 240, got {args.fps}")
+    if args.max_snapshots < 0:
+        raise FacelatchError(f"--max-snapshots must be at least 0, got {args.max_snapshots}")
+    replay(cfg, Path(args.path), _template_path(args), _key_file(args, cfg), args.fps, as_json=args.json,
+           snapshots=Path(args.snapshots) if args.snapshots else None, max_snapshots=args.max_snapshots)
+    return 0
+
+
 def cmd_keygen(args) -> int:
     from .secrets import generate_key
 
@@ -260,8 +290,12 @@ def cmd_run(args) -> int:
 
     from .daemon import run
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
-                        stream=sys.stderr)
+    if not args.config:
+        raise FacelatchError("facelatch run needs --config PATH: `facelatch config-example > door.toml` writes one "
+                             "to edit (state_dir, camera, actuator); nothing was created")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if args.verbose:  # one line per judged frame, with its reason (edge.daemon.frame_line)
+        logging.getLogger("facelatch").setLevel(logging.DEBUG)
     return run(args.config)
 
 
@@ -660,9 +694,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("run", help="the door daemon (systemd: Type=notify)")
-    s.add_argument("--config", help="TOML config (see `facelatch config-example`); default: built-in defaults")
-    s.add_argument("-v", "--verbose", action="store_true")
+    s.add_argument("--config", help="TOML config (see `facelatch config-example`); required")
+    s.add_argument("-v", "--verbose", action="store_true", help="one line per judged frame: face size, P(live), "
+                   "nearest person, and why it did (not) count")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("replay", help="the door policy on a video file or a folder of images, driving nothing: "
+                                      "a timeline of every judged frame with its reason, and a summary")
+    s.add_argument("path", help="a video file, or a folder of images (name order)")
+    s.add_argument("--config", help="the door's config (policy, liveness, household); default: built-in defaults "
+                                    "and the default household file")
+    s.add_argument("--template")
+    s.add_argument("--key-file")
+    s.add_argument("--fps", type=float, help="frames per second of the recording (default: the video's own; for a "
+                                             "folder camera.fps)")
+    s.add_argument("--snapshots", metavar="DIR", help="save the best face of each refused attempt here (JPEG, 0600)")
+    s.add_argument("--max-snapshots", type=int, default=20, help="--snapshots: at most this many (default 20)")
+    s.add_argument("--json", action="store_true", help="one JSON line per judged frame, then the summary")
+    s.set_defaults(func=cmd_replay)
 
     s = sub.add_parser("keygen", help="make a 256-bit key file (0600) for template encryption")
     s.add_argument("path")

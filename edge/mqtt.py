@@ -49,7 +49,7 @@ def event_type(record: dict) -> str:
         return "locked_out"
     if kind == "deny" and not record.get("person") and (record.get("claimed_person") or record.get("spoof_frames")):
         return "spoof"
-    if kind == "deny" and not record.get("person") and "faces in view" not in record.get("reason", ""):
+    if kind == "deny" and not record.get("person") and record.get("cause") != "crowd":
         return "unknown"
     return "denied"
 

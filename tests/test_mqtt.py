@@ -136,7 +136,7 @@ def test_event_types_from_audit_records():
     assert event_type({"decision": "deny", "person": None, "spoof_frames": 4}) == "spoof"
     assert event_type({"decision": "deny", "person": None, "spoof_frames": 4, "claimed_person": "alice"}) == "spoof"
     assert event_type({"decision": "deny", "person": None, "spoof_frames": 0, "reason": "attempt timed out"}) == "unknown"
-    assert event_type({"decision": "deny", "reason": "2 faces in view"}) == "denied"
+    assert event_type({"decision": "deny", "reason": "crowd of 2 faces", "cause": "crowd"}) == "denied"
 
 
 def test_a_silent_or_absent_broker_never_blocks_the_caller():
