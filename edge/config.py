@@ -256,8 +256,9 @@ def parse(data: dict, files: bool = False) -> Config:
         if "STATE_DIRECTORY" in os.environ and "state_dir" not in data:
             cfg.state_dir = os.environ["STATE_DIRECTORY"].split(":")[0]
         problems += missing_files(cfg)
-    if problems:
-        raise FacelatchError("invalid configuration:\n  " + "\n  ".join(problems))
+    if problems:  # all of them, one line each (one problem: one line)
+        raise FacelatchError("invalid configuration: " + problems[0] if len(problems) == 1 else
+                             "invalid configuration:\n  " + "\n  ".join(problems))
     return cfg
 
 
