@@ -27,12 +27,12 @@ from . import calibration
 from . import config as config_mod
 from . import reasons
 from .actuators import Actuation, make_actuator
-from .audit import AuditLog
+from .audit import AuditLog, stamp
 from .camera import make_source
 from .decision import household_fmr
 from .errors import FacelatchError
 from .gallery import check_gallery_against_card, load_gallery
-from .mqtt import make_bridge
+from .mqtt import REMOTE_PERSON, make_bridge
 from .pipeline import FacePipeline
 from .secondlook import SecondLook
 from .policy import DoorPolicy, FrameResult
@@ -134,7 +134,7 @@ class Door:
     def audit_decision(self, d, frame_rgb, bridge) -> dict:
         """Audit one policy decision; an unlock is on record (and the counter saved)
         before the door is driven."""
-        record = {"decision": d.kind, "reason": d.reason, "cause": d.cause, "person": d.person, "best_distance": d.best_distance,
+        record = {"time": stamp(), "decision": d.kind, "reason": d.reason, "cause": d.cause, "person": d.person, "best_distance": d.best_distance,
                   "threshold": self.identifier.threshold, "fmr": self.identifier.fmr,
                   "comparison_fmr": self.comparison_fmr, "people": len(self.identifier.names), "frames": d.frames,
                   "matching_frames": d.matches, "spoof_frames": d.spoof_frames, "claimed_person": d.claimed,
@@ -164,12 +164,12 @@ class Door:
 
     def remote(self, cmd, bridge) -> dict:
         """Carry out (or refuse) one remote command; audited like a face decision."""
-        record = {"decision": "remote_" + ("refused" if cmd.refused else cmd.target), "source": "mqtt",
+        record = {"time": stamp(), "decision": "remote_" + ("refused" if cmd.refused else cmd.target), "source": "mqtt",
                   "command": f"{cmd.target} {cmd.action}", "reason": cmd.refused or "accepted",
                   "insecure": bool(self.insecure)}
         start = False
         if not cmd.refused and cmd.target == "lock" and cmd.action in ("OPEN", "UNLOCK"):
-            record["decision"] = "unlock"
+            record["decision"], record["person"] = "unlock", REMOTE_PERSON
             start = self._may_open(record)
         self.audit.write(record)
         if start:
