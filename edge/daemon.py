@@ -118,7 +118,7 @@ class Door:
             if face.quality is not None and not face.quality.ok:  # no decision: not a face to judge
                 self.refused = face.quality
                 return FrameResult(frame.t, boxes if len(boxes) > 1 else [],
-                                   why=reasons.poor_quality(face.quality.reason))
+                                   why=reasons.poor_quality(face.quality.reason), face_px=face.face.size)
             m = self.second_look.identify(face, self.identifier)
             score = face.live_score
             live = None if score is None else self.pipeline.liveness.is_live(score)
@@ -210,7 +210,8 @@ def frame_line(result: FrameResult, index: int, policy: DoorPolicy, decided=()) 
     box = shown_box(result, policy)
     who = ("" if result.distance is None else
            f"{result.person or result.nearest or '?'} {result.distance:.2f}" + ("" if result.person else " (no)"))
-    return reasons.frame_line(result.t, index, None if box is None else max(box[2], box[3]), result.live_score, who,
+    px = result.face_px if box is None else max(box[2], box[3])
+    return reasons.frame_line(result.t, index, px, result.live_score, who,
                               policy.note, decided)
 
 

@@ -90,6 +90,7 @@ class FrameResult:
     person: str | None = None  # who matched (None: nobody, or a single-template caller)
     why: Why | None = None  # why the judged face does not count (edge.reasons), set by the pipeline's caller
     nearest: str | None = None  # the nearest enrolled person, matched or not
+    face_px: float | None = None  # the face judged "no decision" (its box is not passed on: not a face to count)
 
 
 @dataclass

@@ -162,7 +162,8 @@ def replay(cfg, path: Path, template: Path, key_file: str = "", fps: float | Non
             door = Door(replay_config(cfg, template, key_file, tmp), pipeline, ReplayActuator(), migrate=False)
             wall0 = time.time()
             if not as_json:
-                out(f"replaying {path} at {src.fps:g} frames/s: {len(door.identifier.names)} people, threshold "
+                n = len(door.identifier.names)
+                out(f"replaying {path} at {src.fps:g} frames/s: {n} {'person' if n == 1 else 'people'}, threshold "
                     f"{door.identifier.threshold:.3f}, min_face_px {cfg.policy.min_face_px:g}, k {cfg.policy.k} of "
                     f"n {cfg.policy.n}" + (f", P(live) >= {door.pipeline.liveness.threshold:.3f}"
                                            if door.pipeline.liveness else ", liveness off"))

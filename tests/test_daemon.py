@@ -392,15 +392,20 @@ def test_household_door_names_who_came_and_denies_a_disabled_member(tmp_path, en
     assert [a for a in audit(state) if a["person"] == "joe"][0]["failed_attempts"] == 0
 
 
-def test_a_face_too_poor_to_judge_is_audited_only_where_it_could_count(tmp_path, enrolled, faces):
+def test_a_face_too_poor_to_judge_is_audited_only_where_it_could_count(tmp_path, enrolled, faces, caplog):
     """A darkened face (the encoder card's quality limits refuse it) in reach of the door
     is a "no_decision" on record and never an unlock; the same face under min_face_px is
     not examined at all, so nothing is written."""
     dark = [frame((faces["obama"] * 0.3).astype(np.uint8))] * 4
     cfg, state = setup_door(tmp_path, enrolled, dark)
-    run(str(cfg))
+    with caplog.at_level(logging.DEBUG, logger="facelatch"):
+        run(str(cfg))
     [d] = audit(state)
     assert d["decision"] == "no_decision" and "quality" in d and not decisions(state, "unlock")
+    assert d["cause"] == "quality" and re.fullmatch(r"quality: \w+ [\d.]+ [<>] [\d.]+", d["reason"]), d["reason"]
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert len(lines) == 4 and lines[0].endswith(d["reason"])  # -v: every frame, with its own measure
+    assert all(re.search(r"face +1\d\d px +quality: \w+ [\d.]+ [<>] [\d.]+$", l) for l in lines), lines
     cfg, state = setup_door(tmp_path / "far", enrolled, dark, min_face_px=400.0)
     run(str(cfg))
     assert audit(state) == []

@@ -41,7 +41,7 @@ def test_replay_prints_a_timeline_and_a_summary_and_changes_nothing(door, tmp_pa
     rc, out, err = run_cli("replay", seq, "--config", cfg, "--snapshots", tmp_path / "snaps", "--max-snapshots", "1")
     assert rc == 0, err
     lines = out.splitlines()
-    assert lines[0].startswith(f"replaying {seq} at 15 frames/s: 1 people")
+    assert lines[0].startswith(f"replaying {seq} at 15 frames/s: 1 person, threshold 0.5")
     judged = [l for l in lines if " px " in l]
     assert len(judged) == 5 + 2 + 6  # biden; the crowd; obama until the unlock, then in the cooldown
     assert all(l.endswith("best distance 0.8") or " > 0.53 (user)" in l for l in judged[:5]), judged
