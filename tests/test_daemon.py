@@ -435,3 +435,20 @@ def test_the_door_examines_the_face_the_policy_counts(tmp_path, enrolled, monkey
     monkeypatch.setattr(door.pipeline, "examine", examine)
     result = door.judge(Frame(np.zeros((480, 640, 3), np.uint8), 0.0, time.time(), 0))
     assert examined == [narrow] and result.boxes == [(0.0, 0.0, 79.0, 79.0), (200.0, 0.0, 80.0, 30.0)]
+
+
+def test_a_person_enrolled_twice_under_two_names_is_denied_as_ambiguous(tmp_path, enrolled, faces):
+    """The same face under two names: the door refuses it and says why, naming both."""
+    from edge.gallery import Gallery, load_gallery
+
+    one = load_gallery(enrolled / "template.json", migrate=False).people["user"].template
+    twice = Gallery(one.model_sha256, one.metric)
+    twice.add("barack", one.embeddings, one.sources)
+    twice.add("obama", one.embeddings, one.sources)
+    cfg, state = setup_door(tmp_path, enrolled, [frame(faces["obama"])] * 4 + [frame()] * 20, lost_after_s=0.5)
+    twice.save(state / "template.json")
+    run(str(cfg))
+    [d] = audit(state)
+    assert d["decision"] == "deny" and d["cause"] == "ambiguous" and d["person"] is None
+    assert re.fullmatch(r"ambiguous: (barack|obama) 0\.\d\d / (barack|obama) 0\.\d\d \(face left before acceptance\)",
+                        d["reason"]) and "barack" in d["reason"] and "obama" in d["reason"], d["reason"]
