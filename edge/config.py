@@ -205,6 +205,26 @@ def missing_files(cfg: Config) -> list[str]:
                        ("model.models_dir", cfg.model.models_dir)):
         if value and not Path(value).exists() and (cfg.mqtt.enabled or not key.startswith("mqtt.")):
             out.append(f"{key}: {value} not found")
+    return out + card_problems(cfg)
+
+
+def card_problems(cfg: Config) -> list[str]:
+    """The model cards the daemon would load: present, and model.fmr a row of the encoder's."""
+    from .modelcard import ENCODER_KINDS, load_card, models_dir
+    from .pipeline import _card_path
+
+    models = Path(cfg.model.models_dir) if cfg.model.models_dir else models_dir()
+    out = []
+    for key, name, kind in (("model.encoder", cfg.model.encoder, ENCODER_KINDS),
+                            ("liveness.model", cfg.liveness.model if cfg.liveness.enabled else "", "liveness")):
+        if not name:
+            continue
+        try:
+            card = load_card(_card_path(name, models), kind=kind, verify=False)
+            if key == "model.encoder":
+                card.threshold(cfg.model.fmr, exact=True)
+        except FacelatchError as e:
+            out.append(f"{'model.fmr' if 'not a row' in str(e) else key}: {e}")
     return out
 
 

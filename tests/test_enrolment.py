@@ -109,12 +109,14 @@ def test_run_without_a_config_says_so_and_creates_nothing(tmp_path, monkeypatch)
 def test_config_problems_all_at_once_and_a_missing_video_in_one_line(tmp_path):
     cfg = tmp_path / "door.toml"
     cfg.write_text(f'state_dir = "{tmp_path}"\n[camera]\ndevice = "{tmp_path / "walk.mp4"}"\nfps = "fast"\n'
-                   '[policy]\nk = 0\n')
+                   '[policy]\nk = 0\n[model]\nfmr = 2e-4\n[liveness]\nmodel = "no_such_model"\n')
     rc, out, err = run_cli("run", "--config", cfg)
     lines = err.strip().splitlines()
     assert rc == 2 and lines[0] == "facelatch: error: invalid configuration:", err
     assert [l.split(":")[0].strip() for l in lines[1:]] == ["camera.fps", "policy.k", "policy.k = 0",
-                                                            "camera.device", "template.path"], lines
+                                                            "camera.device", "template.path", "model.fmr",
+                                                            "liveness.model"], lines
+    assert "use one of: " in lines[6]
     enrolled = tmp_path / "template.json"
     assert run_cli("enroll", *ENROLL, "--template", enrolled)[0] == 0
     cfg.write_text(f'state_dir = "{tmp_path}"\n[camera]\ndevice = "{tmp_path / "walk.mp4"}"\n')
