@@ -148,19 +148,16 @@ def test_small_faces_are_ignored(tmp_path, enrolled, faces, monkeypatch, caplog)
 
 
 def test_verbose_run_prints_one_line_per_judged_frame_with_its_reason(tmp_path, enrolled, faces, caplog):
-    frames = [frame()] * 2 + [frame(faces["biden"])] * 4 + [frame()] * 20
-    cfg, state = setup_door(tmp_path, enrolled, frames, attempt_timeout_s=5.0, lost_after_s=0.5)
+    frames = [frame(faces["biden"])] * 3 + [frame()] * 5
+    cfg, state = setup_door(tmp_path, enrolled, frames, attempt_timeout_s=5.0, lost_after_s=0.2)
     with caplog.at_level(logging.DEBUG, logger="facelatch"):
         run(str(cfg))
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
     [d] = decisions(state, "deny")
-    assert len(lines) == 5, lines  # 4 judged frames, and the frame where the attempt ended
+    assert len(lines) == 4, lines  # 3 judged frames, and the frame where the attempt ended
     assert all(re.search(r"#\s*\d+ .*face +\d+ px .*user 0\.\d\d \(no\) .*best distance 0\.\d+ > 0\.\d+ \(user\)$", l)
-               for l in lines[:4]), lines
-    assert lines[4].endswith(f"-> DENY: {d['reason']}") and d["reason"].startswith("face left before acceptance: ")
-    caplog.clear()
-    run(str(cfg))  # without -v: no per-frame lines
-    assert not [r for r in caplog.records if r.levelno == logging.DEBUG]
+               for l in lines[:3]), lines
+    assert lines[3].endswith(f"-> DENY: {d['reason']}") and d["reason"].startswith("face left before acceptance: ")
 
 
 def test_lockout_persists_across_restart(tmp_path, enrolled, faces):
@@ -436,19 +433,3 @@ def test_the_door_examines_the_face_the_policy_counts(tmp_path, enrolled, monkey
     result = door.judge(Frame(np.zeros((480, 640, 3), np.uint8), 0.0, time.time(), 0))
     assert examined == [narrow] and result.boxes == [(0.0, 0.0, 79.0, 79.0), (200.0, 0.0, 80.0, 30.0)]
 
-
-def test_a_person_enrolled_twice_under_two_names_is_denied_as_ambiguous(tmp_path, enrolled, faces):
-    """The same face under two names: the door refuses it and says why, naming both."""
-    from edge.gallery import Gallery, load_gallery
-
-    one = load_gallery(enrolled / "template.json", migrate=False).people["user"].template
-    twice = Gallery(one.model_sha256, one.metric)
-    twice.add("barack", one.embeddings, one.sources)
-    twice.add("obama", one.embeddings, one.sources)
-    cfg, state = setup_door(tmp_path, enrolled, [frame(faces["obama"])] * 4 + [frame()] * 20, lost_after_s=0.5)
-    twice.save(state / "template.json")
-    run(str(cfg))
-    [d] = audit(state)
-    assert d["decision"] == "deny" and d["cause"] == "ambiguous" and d["person"] is None
-    assert re.fullmatch(r"ambiguous: (barack|obama) 0\.\d\d / (barack|obama) 0\.\d\d \(face left before acceptance\)",
-                        d["reason"]) and "barack" in d["reason"] and "obama" in d["reason"], d["reason"]

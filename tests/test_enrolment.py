@@ -7,8 +7,10 @@ import shutil
 
 import pytest
 
-from conftest import DEMO, run_cli
+from conftest import DEMO, host_only, run_cli
 from test_cli import ENROLL, assert_one_line_error
+
+pytestmark = host_only  # command-line logic; the same embeddings decide the same on any machine
 
 OBAMA3, BIDEN, GROUP = DEMO / "probe/obama3.jpg", DEMO / "probe/biden.jpg", DEMO / "probe/group_photo.jpg"
 
