@@ -200,7 +200,8 @@ def missing_files(cfg: Config) -> list[str]:
     if not template.exists():
         out.append(f"template.path: nobody is enrolled: no household file at {template}; enroll first "
                    "(facelatch enroll --config CONFIG --name NAME IMG...)")
-    for key, value in (("template.key_file", cfg.template.key_file), ("mqtt.credentials_file", cfg.mqtt.credentials_file),
+    for key, value in (("template.key_file", cfg.template.key_file),
+                       ("mqtt.credentials_file", cfg.mqtt.credentials_file),
                        ("mqtt.unlock_code_file", cfg.mqtt.unlock_code_file), ("mqtt.ca_file", cfg.mqtt.ca_file),
                        ("model.models_dir", cfg.model.models_dir)):
         if value and not Path(value).exists() and (cfg.mqtt.enabled or not key.startswith("mqtt.")):

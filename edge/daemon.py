@@ -134,7 +134,8 @@ class Door:
     def audit_decision(self, d, frame_rgb, bridge) -> dict:
         """Audit one policy decision; an unlock is on record (and the counter saved)
         before the door is driven."""
-        record = {"time": stamp(), "decision": d.kind, "reason": d.reason, "cause": d.cause, "person": d.person, "best_distance": d.best_distance,
+        record = {"time": stamp(), "decision": d.kind, "reason": d.reason, "cause": d.cause, "person": d.person,
+                  "best_distance": d.best_distance,
                   "threshold": self.identifier.threshold, "fmr": self.identifier.fmr,
                   "comparison_fmr": self.comparison_fmr, "people": len(self.identifier.names), "frames": d.frames,
                   "matching_frames": d.matches, "spoof_frames": d.spoof_frames, "claimed_person": d.claimed,

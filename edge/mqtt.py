@@ -354,10 +354,11 @@ def door_component(cfg, t: dict) -> tuple[str, dict]:
     Assistant shows no Unlock or Open button that would only be refused."""
     node = cfg.node_id
     if cfg.remote_unlock:
-        return "door", {"p": "lock", "name": "Door", "unique_id": f"{node}_door", "default_entity_id": f"lock.{node}_door",
-                        "state_topic": t["lock/state"], "command_topic": t["lock/set"], "payload_open": "OPEN",
-                        "payload_unlock": "UNLOCK", "payload_lock": "LOCK", "state_locked": "LOCKED",
-                        "state_unlocked": "UNLOCKED", "code_format": r"^\S{6,}$",
+        return "door", {"p": "lock", "name": "Door", "unique_id": f"{node}_door",
+                        "default_entity_id": f"lock.{node}_door", "state_topic": t["lock/state"],
+                        "command_topic": t["lock/set"], "payload_open": "OPEN", "payload_unlock": "UNLOCK",
+                        "payload_lock": "LOCK", "state_locked": "LOCKED", "state_unlocked": "UNLOCKED",
+                        "code_format": r"^\S{6,}$",
                         "command_template": '{"action": "{{ value }}", "code": "{{ code }}"}', "retain": False}
     return "door_state", {"p": "binary_sensor", "name": "Door", "unique_id": f"{node}_door_state",
                           "default_entity_id": f"binary_sensor.{node}_door", "device_class": "lock",
@@ -377,8 +378,8 @@ def discovery_payload(cfg, t: dict, version: str) -> dict:
         "avty_t": t["status"], "qos": 1,
         "cmps": {
             door_id: door,
-            "face": {"p": "event", "name": "Face", "unique_id": f"{node}_face", "default_entity_id": f"event.{node}_face",
-                     "state_topic": t["event"], "event_types": EVENT_TYPES},
+            "face": {"p": "event", "name": "Face", "unique_id": f"{node}_face",
+                     "default_entity_id": f"event.{node}_face", "state_topic": t["event"], "event_types": EVENT_TYPES},
             "last_person": {"p": "sensor", "name": "Last person", "unique_id": f"{node}_last_person",
                             "default_entity_id": f"sensor.{node}_last_person", "state_topic": t["person"]},
             "camera": {"p": "binary_sensor", "name": "Camera", "unique_id": f"{node}_camera",

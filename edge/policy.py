@@ -202,8 +202,8 @@ class DoorPolicy:
         self._save(s)
         claimed, n = a.spoofed.most_common(1)[0] if a.spoofed else (None, 0)
         cause = a.cause(self.c.k)
-        return Decision("deny", reasons.attempt(ending, cause), a.frames, a.votes()[1], a.best_distance, a.face_px, a.live_score,
-                        s.failed_attempts, s.backoff_until if s.backoff_until > wall else None,
+        return Decision("deny", reasons.attempt(ending, cause), a.frames, a.votes()[1], a.best_distance, a.face_px,
+                        a.live_score, s.failed_attempts, s.backoff_until if s.backoff_until > wall else None,
                         spoof_frames=a.spoof_frames, claimed=claimed if n >= self.c.k and claimed else None,
                         cause=cause.kind)
 
@@ -230,9 +230,11 @@ class DoorPolicy:
     def judging(self, t: float, wall: float, boxes) -> tuple[int | None, Why | None]:
         """``judged``, and when no face is judged, why not (None without faces)."""
         if wall < self.state.backoff_until:
-            return None, Why("locked_out", f"locked out for {self.state.backoff_until - wall:.0f} s more") if boxes else None
+            left = self.state.backoff_until - wall
+            return None, Why("locked_out", f"locked out for {left:.0f} s more") if boxes else None
         if t < self.cooldown_until:
-            return None, Why("cooldown", f"cooldown after an unlock ({self.cooldown_until - t:.1f} s left)") if boxes else None
+            left = self.cooldown_until - t
+            return None, Why("cooldown", f"cooldown after an unlock ({left:.1f} s left)") if boxes else None
         sized = [i for i, b in enumerate(boxes) if self._big_enough(b)]
         if not sized:
             return None, reasons.too_small(max(max(b[2], b[3]) for b in boxes), self.c.min_face_px) if boxes else None

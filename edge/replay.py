@@ -104,7 +104,8 @@ class Summary:
         return {"frames": self.frames, "seconds": round(self.last_t, 3), "frames_with_faces": self.judged,
                 "attempts": self.attempts, "unlocks": self.unlocks, "denies": dict(self.denies),
                 "first_face_s": self.first_face, "first_unlock_s": self.first_unlock, "first_person": self.first_person,
-                "time_to_unlock_s": None if self.first_unlock is None else round(self.first_unlock - self.first_face, 3)}
+                "time_to_unlock_s": (None if self.first_unlock is None
+                                     else round(self.first_unlock - self.first_face, 3))}
 
     def lines(self) -> list[str]:
         s = self.as_dict()
