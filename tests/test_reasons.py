@@ -35,3 +35,29 @@ def test_identity_reasons_name_the_people():
     ok = ident.identify(np.array([1.0, -0.2]))
     assert ok.person == "alice" and reasons.identity(ok) is None
     assert reasons.frame(ok, 0.05, 0.13).text == "not live: P(live) 0.05 < 0.13"  # a photo of alice
+
+
+def test_the_readme_quotes_the_door_word_for_word():
+    """Each reason in the README's "Why the door said no" table is what the code says."""
+    import re
+
+    from conftest import ROOT
+    from edge.decision import Identity
+    from edge.gallery import Person
+    from edge.policy import DoorPolicy, FrameResult, LockoutState, PolicyConfig
+    from edge.template import Template
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Why the door said no", 1)[1].split("\n## ", 1)[0]
+    quoted = set(re.findall(r"^\| `([^`]+)`", table, flags=re.M)) | set(re.findall(r" · `([^`]+)`", table))
+    alice = Person("alice", Template("0" * 64, np.zeros((1, 4), np.float32), "cosine"), schedule="mon-fri 07:00-19:00")
+    noon = 1_764_936_000.0  # some day at 12:00 UTC; within a week of it one day is outside mon-fri 07:00-19:00
+    locked = DoorPolicy(PolicyConfig(), LockoutState(0, 1, 2000.0)).observe(FrameResult(0.0, [(0, 0, 100, 100)]), 1000.0)
+    said = {reasons.too_small(35, 80).text, reasons.poor_quality(f"contrast {5.0:g} < {8:g}").text,
+            reasons.not_live(0.08, 0.1316).text,
+            reasons.identity(Identity(None, "alice", 0.31, 0.35, 0.40, 1e-4, True, "bob")).text,
+            reasons.attempt("attempt timed out", reasons.identity(Identity(None, "alice", 0.52, None, 0.40, 1e-4))),
+            reasons.crowd(3).text, locked[0].reason,
+            next(r for r in (alice.admits(noon + d * 86400) for d in range(7)) if r),
+            Person("alice", alice.template, enabled=False).admits(noon)}
+    assert quoted == said
