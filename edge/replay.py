@@ -22,7 +22,7 @@ from pathlib import Path
 
 import cv2
 
-from . import reasons
+from . import calibration, reasons
 from .camera import CameraError, ImageFolder, OpenCVCamera
 from .errors import FacelatchError
 from .fileio import write_atomic
@@ -161,12 +161,15 @@ def replay(cfg, path: Path, template: Path, key_file: str = "", fps: float | Non
     try:
         with tempfile.TemporaryDirectory(prefix="facelatch-replay-") as tmp:
             door = Door(replay_config(cfg, template, key_file, tmp), pipeline, ReplayActuator(), migrate=False)
+            # the liveness threshold this installation runs with: its calibration lives in the real
+            # state directory (read, never written)
+            origin = calibration.apply(door.pipeline.liveness, cfg)
             wall0 = time.time()
             if not as_json:
                 n = len(door.identifier.names)
                 out(f"replaying {path} at {src.fps:g} frames/s: {n} {'person' if n == 1 else 'people'}, threshold "
                     f"{door.identifier.threshold:.3f}, min_face_px {cfg.policy.min_face_px:g}, k {cfg.policy.k} of "
-                    f"n {cfg.policy.n}" + (f", P(live) >= {door.pipeline.liveness.threshold:.3f}"
+                    f"n {cfg.policy.n}" + (f", P(live) >= {door.pipeline.liveness.threshold:.3f} ({origin})"
                                            if door.pipeline.liveness else ", liveness off"))
             try:
                 while (f := src.read()) is not None:

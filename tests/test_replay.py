@@ -126,3 +126,32 @@ def test_replay_of_nothing_is_a_one_line_error(door, tmp_path):
     r = subprocess.run([sys.executable, "-m", "edge.cli", "replay", str(tmp_path / "bad.mp4"), "--config", str(cfg)],
                        cwd=ROOT, capture_output=True, text=True, timeout=scaled(60))
     assert r.returncode == 2 and r.stderr == f"facelatch: error: replay: cannot open camera '{tmp_path / 'bad.mp4'}'\n"
+
+
+def test_replay_uses_the_installations_calibrated_liveness_threshold(door, tmp_path):
+    """The replay judges liveness as this door does: with the threshold calibrated on its
+    camera (read from the real state directory, which stays untouched)."""
+    import numpy as np
+
+    from edge import calibration
+    from edge.modelcard import load_card, models_dir
+    from edge.replay import replay
+
+    root, cfg, seq, state = door
+    live_cfg = tmp_path / "live.toml"
+    live_cfg.write_text(f'state_dir = "{state}"\n')
+    sha = load_card(models_dir() / "facelatch_liveness.json", verify=False).sha256
+    cal = calibration.load(tmp_path, sha)
+    cal.record(np.linspace(0.6, 1.0, calibration.MIN_FRAMES), "test")
+    cal.save(state, 0.13)
+    try:
+        before = _files(state)
+        recording = tmp_path / "one"
+        recording.mkdir()
+        (recording / "00000.jpg").symlink_to(sorted(seq.iterdir())[29])
+        out = []
+        replay(config_mod.load(live_cfg), recording, state / "template.json", out=out.append)
+        assert "calibrated on this camera (100 live frames" in out[0], out[0]
+        assert _files(state) == before
+    finally:
+        (state / calibration.FILE).unlink()
