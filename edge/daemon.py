@@ -129,7 +129,7 @@ class Door:
                                why, m.nearest)
         except Exception:  # fail secure, keep running
             log.exception("error while judging frame %d; treated as no match", frame.index)
-            return FrameResult(frame.t, [], False, None)
+            return FrameResult(frame.t, [], False, None, why=reasons.JUDGING_FAILED)
 
     def audit_decision(self, d, frame_rgb, bridge) -> dict:
         """Audit one policy decision; an unlock is on record (and the counter saved)

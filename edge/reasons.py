@@ -15,7 +15,7 @@ LABELS = {
     "no_match": "not recognised", "ambiguous": "ambiguous (close to two people)", "not_live": "not live",
     "repeat": "repeated frames (frozen camera or a still)", "blink": "no blink", "few": "too few matching frames",
     "crowd": "crowd", "admit": "member refused (disabled or schedule)", "locked_out": "locked out",
-    "quality": "face quality", "small": "face too small", "no_face": "face left", "remote": "remote command",
+    "quality": "face quality", "small": "face too small", "error": "error while judging",
 }
 
 
@@ -74,6 +74,7 @@ REPEAT = Why("repeat", "the same image as the frame before (a frozen camera or a
 NO_BLINK = Why("blink", "no blink seen (liveness.require_blink)")
 NO_MATCH = Why("no_match", "no match")
 NOT_LIVE = Why("not_live", "not live")
+JUDGING_FAILED = Why("error", "error while judging this frame: no match (see the log)")
 
 
 def crowd(n: int) -> Why:
