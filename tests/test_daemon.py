@@ -432,4 +432,10 @@ def test_the_door_examines_the_face_the_policy_counts(tmp_path, enrolled, monkey
     monkeypatch.setattr(door.pipeline, "examine", examine)
     result = door.judge(Frame(np.zeros((480, 640, 3), np.uint8), 0.0, time.time(), 0))
     assert examined == [narrow] and result.boxes == [(0.0, 0.0, 79.0, 79.0), (200.0, 0.0, 80.0, 30.0)]
+    # a fault while judging is "no match", and says so on the frame's line (facelatch run -v)
+    from edge.daemon import frame_line
 
+    monkeypatch.setattr(door.pipeline, "analyze", lambda *a, **kw: 1 / 0)
+    result = door.judge(Frame(np.zeros((480, 640, 3), np.uint8), 0.1, time.time(), 1))
+    assert result.boxes == [] and not result.match and door.policy.observe(result, time.time()) == []
+    assert frame_line(result, 1, door.policy).endswith("error while judging this frame: no match (see the log)")
