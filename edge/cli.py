@@ -266,8 +266,12 @@ def cmd_identify(args) -> int:
             rec.update(person=m.person, nearest=m.nearest, distance=round(m.distance, 4), ambiguous=m.ambiguous,
                        runner_up=None if m.runner_up is None else round(m.runner_up, 4))
             unjudged = door.judging(0.0, 0.0, [r.face.box for r in found])[1]  # a crowd, a face too small
-            rec["door"] = (unjudged.text if unjudged else gallery.admits(m.person, time.time()) or "would open"
-                           if m.person else reasons.identity(m).text)
+            if unjudged:
+                rec["door"] = unjudged.text
+            elif m.person:
+                rec["door"] = gallery.admits(m.person, time.time()) or "would open"  # disabled, schedule
+            else:
+                rec["door"] = reasons.identity(m).text  # unknown or ambiguous
         if args.json:
             print(json.dumps(rec))
             continue
