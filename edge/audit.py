@@ -50,7 +50,8 @@ class AuditLog:
         os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
 
     def write(self, record: dict, frame_rgb: np.ndarray | None = None) -> None:
-        record = {"time": stamp(), **record}  # a record that has its time keeps it
+        record.setdefault("time", stamp())  # the caller's record too: its MQTT event carries the same time
+        record = {"time": record["time"], **record}
         if self.save_snapshots and frame_rgb is not None:
             try:
                 record["snapshot"] = self._snapshot(frame_rgb)

@@ -27,7 +27,7 @@ from . import calibration
 from . import config as config_mod
 from . import reasons
 from .actuators import Actuation, make_actuator
-from .audit import AuditLog, stamp
+from .audit import AuditLog
 from .camera import make_source
 from .decision import household_fmr
 from .errors import FacelatchError
@@ -134,7 +134,7 @@ class Door:
     def audit_decision(self, d, frame_rgb, bridge) -> dict:
         """Audit one policy decision; an unlock is on record (and the counter saved)
         before the door is driven."""
-        record = {"time": stamp(), "decision": d.kind, "reason": d.reason, "cause": d.cause, "person": d.person,
+        record = {"decision": d.kind, "reason": d.reason, "cause": d.cause, "person": d.person,
                   "best_distance": d.best_distance,
                   "threshold": self.identifier.threshold, "fmr": self.identifier.fmr,
                   "comparison_fmr": self.comparison_fmr, "people": len(self.identifier.names), "frames": d.frames,
@@ -165,7 +165,7 @@ class Door:
 
     def remote(self, cmd, bridge) -> dict:
         """Carry out (or refuse) one remote command; audited like a face decision."""
-        record = {"time": stamp(), "decision": "remote_" + ("refused" if cmd.refused else cmd.target), "source": "mqtt",
+        record = {"decision": "remote_" + ("refused" if cmd.refused else cmd.target), "source": "mqtt",
                   "command": f"{cmd.target} {cmd.action}", "reason": cmd.refused or "accepted",
                   "insecure": bool(self.insecure)}
         start = False
