@@ -30,7 +30,7 @@ import statistics
 import sys
 import tempfile
 import tomllib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +145,9 @@ def door_run(pipe, template: Template, files: list[str], work: Path, extra: str,
     return {"frames": len(files), "unlocks": len(unlocks), "first_unlock_frame": unlock_frames[0] if unlock_frames else None,
             "denies": sum(x["decision"] == "deny" for x in lines),
             "locked_out": sum(x["decision"] == "locked_out" for x in lines),
+            "deny_causes": dict(Counter(x.get("cause") for x in lines if x["decision"] in ("deny", "locked_out"))),
+            "refusals_without_reason": sum(x["decision"] in ("deny", "locked_out", "no_decision")
+                                           and not (x.get("reason") and x.get("cause")) for x in lines),
             "first_looks": looks["faces"], "second_looks": looks["second"]}
 
 
@@ -212,6 +215,8 @@ def main() -> int:
                "nuaa_attack_unlocks": sum(v["attack"]["unlocks"] for v in nuaa.values()),
                "screen_sources_live_unlocked": sum(v["live"]["unlocks"] > 0 for k, v in results.items() if k not in nuaa),
                "screen_sources_attack_unlocks": sum(v["attack"]["unlocks"] for k, v in results.items() if k not in nuaa),
+               "refusals_without_reason": sum(v[s]["refusals_without_reason"] for v in results.values()
+                                              for s in ("live", "attack")),
                "liveness": "off" if args.no_liveness else "require_blink" if args.require_blink else "default",
                "encoder": pipe.encoder_card.data["name"],
                "second_look_live_faces": [sum(v["live"]["second_looks"] for v in results.values()),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Raspberry Pi path, proved under emulation: a Debian bookworm arm64 root (what
 # Raspberry Pi OS 64-bit is built on) run through qemu-user >= 10 via binfmt_misc;
-# the project installed there exactly as the README's "On a Raspberry Pi" section
+# the project installed there exactly as docs/raspberry-pi.md
 # says (system python3-numpy, venv --system-site-packages, pip install ".[pi]"),
 # then `facelatch demo`, the device tests (everything that needs no TensorFlow) and
 # the cross-architecture check against this machine's demo.
@@ -97,7 +97,7 @@ else
     say "cached root $ROOT"
 fi
 
-# --- 4. install as the README's "On a Raspberry Pi" section says -------------------
+# --- 4. install as docs/raspberry-pi.md says -------------------
 # Inside a private mount namespace: /proc, /dev, /sys, the run folder and pip's cache are
 # mounted for this run only and vanish with it.
 RUN=$CACHE/run && rm -rf "$RUN" && mkdir -p "$RUN" "$CACHE/pip"

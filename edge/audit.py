@@ -22,6 +22,11 @@ import numpy as np
 log = logging.getLogger("facelatch")
 
 
+def stamp() -> str:
+    """The time of an audit record (local time with its UTC offset)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
 class AuditLog:
     def __init__(self, directory, max_bytes: int = 1_000_000, backups: int = 5, save_snapshots: bool = False,
                  snapshot_max_count: int = 100, snapshot_max_age_days: float = 7.0):
@@ -45,7 +50,8 @@ class AuditLog:
         os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
 
     def write(self, record: dict, frame_rgb: np.ndarray | None = None) -> None:
-        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **record}
+        record.setdefault("time", stamp())  # the caller's record too: its MQTT event carries the same time
+        record = {"time": record["time"], **record}
         if self.save_snapshots and frame_rgb is not None:
             try:
                 record["snapshot"] = self._snapshot(frame_rgb)

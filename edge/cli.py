@@ -63,22 +63,33 @@ def _one_face(pipe: FacePipeline, path: Path):
     return found[0]
 
 
+def _config(args):
+    """The daemon config named by --config (None without it)."""
+    if not getattr(args, "config", None):
+        return None
+    from . import config
+
+    return config.load(args.config)
+
+
+def _key_file(args, cfg=None) -> str:
+    """--key-file, else the config's template.key_file ("" : none given)."""
+    cfg = cfg if cfg is not None else _config(args)
+    return getattr(args, "key_file", None) or (cfg.template.key_file if cfg is not None else "")
+
+
 def _key(args) -> bytes | None:
     from .secrets import find_key_file, read_key
 
-    key_file = find_key_file(getattr(args, "key_file", "") or "")
+    key_file = find_key_file(_key_file(args))
     return read_key(key_file) if key_file else None
 
 
 def _template_path(args) -> Path:
-    if args.template:
+    if getattr(args, "template", None):
         return Path(args.template)
-    if getattr(args, "config", None):
-        from . import config
-
-        cfg = config.load(args.config)
-        return cfg.state_path(cfg.template.path)
-    return default_template_path()
+    cfg = _config(args)
+    return cfg.state_path(cfg.template.path) if cfg is not None else default_template_path()
 
 
 def _camera_embeddings(args, pipe: FacePipeline) -> tuple[list, list[str]]:
@@ -134,14 +145,31 @@ def _gallery(args, pipe: FacePipeline | None = None, missing_ok: bool = False) -
     return g, path, key
 
 
+def _enroll_name(args, gallery: Gallery, path: Path) -> str:
+    """--name, checked; without it only the first person of a household (named
+    ``user``), never silently a second one."""
+    if args.name is not None:
+        return check_name(args.name)
+    if not gallery.people or list(gallery.people) == [MIGRATED_NAME]:  # the first person, or more of them
+        return MIGRATED_NAME
+    raise FacelatchError(f"{path} already holds {', '.join(gallery.names)}: give --name NAME for this person")
+
+
+def _household_fmr(args) -> float:
+    cfg = _config(args)
+    return cfg.model.fmr if cfg is not None else DEFAULT_FMR
+
+
 def cmd_enroll(args) -> int:
     if not args.images and not args.camera:
         raise FacelatchError("give enrollment images, or --camera")
-    check_name(args.name)
+    if args.name is not None:
+        check_name(args.name)
     pipe = _pipeline(args)
     gallery, path, key = _gallery(args, pipe, missing_ok=True)
-    if args.name in gallery.people and not (args.force or args.add):
-        raise FacelatchError(f"{args.name} is already enrolled in {path}; --force replaces their embeddings, "
+    name = _enroll_name(args, gallery, path)
+    if name in gallery.people and not (args.force or args.add):
+        raise FacelatchError(f"{name} is already enrolled in {path}; --force replaces their embeddings, "
                              "--add adds to them")
     seen_live = None
     if args.camera:
@@ -151,9 +179,15 @@ def cmd_enroll(args) -> int:
         sources = [Path(p).name for p in args.images]
     import numpy as np
 
-    person = gallery.add(args.name, np.stack(embeddings), sources, replace=args.force, extend=args.add)
+    clash = gallery.already_enrolled_as(name, embeddings, pipe.encoder_card, _household_fmr(args))
+    if clash and not args.force:
+        i, other, d, thr = clash[0]
+        raise FacelatchError(f"{sources[i]}: this face already matches {other} (distance {d:.3f} <= {thr:.3f}, the "
+                             f"household's threshold): is it {other}?  Enrolled as {name} too, the door would refuse "
+                             f"both as ambiguous; --force enrolls anyway; nothing written")
+    person = gallery.add(name, np.stack(embeddings), sources, replace=args.force, extend=args.add)
     gallery.save(path, key)
-    print(f"enrolled {args.name} from {len(embeddings)} {'frame' if args.camera else 'image'}(s) "
+    print(f"enrolled {name} from {len(embeddings)} {'frame' if args.camera else 'image'}(s) "
           f"({len(person.template.embeddings)} embeddings) into {path}{' (encrypted)' if key else ''}; "
           f"{len(gallery.people)} {'person' if len(gallery.people) == 1 else 'people'} enrolled")
     if seen_live and seen_live[1] and pipe.liveness is not None and seen_live[0].liveness.threshold < 0:
@@ -217,6 +251,11 @@ def cmd_identify(args) -> int:
     gallery, _, _ = _gallery(args, pipe)
     pipe.encoder_card.threshold(fmr, exact=True)  # the FMR must be a card row
     ident = gallery.identifier(pipe.encoder_card, fmr)
+    from . import reasons
+    from .policy import DoorPolicy, PolicyConfig
+
+    cfg = _config(args)
+    door = DoorPolicy(cfg.policy if cfg is not None else PolicyConfig())  # the door's size and crowd rules
     for path, rgb in _images(args.images):
         found = pipe.analyze(rgb)
         rec = {"path": str(path), "faces": len(found), "person": None, "nearest": None, "distance": None,
@@ -226,8 +265,13 @@ def cmd_identify(args) -> int:
             m = ident.identify(found[0].embedding)
             rec.update(person=m.person, nearest=m.nearest, distance=round(m.distance, 4), ambiguous=m.ambiguous,
                        runner_up=None if m.runner_up is None else round(m.runner_up, 4))
-            if m.person:
-                rec["door"] = gallery.admits(m.person, time.time()) or "would open"
+            unjudged = door.judging(0.0, 0.0, [r.face.box for r in found])[1]  # a crowd, a face too small
+            if unjudged:
+                rec["door"] = unjudged.text
+            elif m.person:
+                rec["door"] = gallery.admits(m.person, time.time()) or "would open"  # disabled, schedule
+            else:
+                rec["door"] = reasons.identity(m).text  # unknown or ambiguous
         if args.json:
             print(json.dumps(rec))
             continue
@@ -237,8 +281,28 @@ def cmd_identify(args) -> int:
         if rec["ambiguous"]:
             detail += f"; also within it: runner-up at {rec['runner_up']:.3f} — refused"
         if rec.get("door") and rec["door"] != "would open":
-            detail += f"; the door would deny: {rec['door']}"
+            detail += (f"; the door would ignore it: {rec['door']}" if "min_face_px" in rec["door"] else
+                       f"; the door would deny: {rec['door']}")
         print(f"{answer:<12} {path}{detail}")
+    return 0
+
+
+def cmd_replay(args) -> int:
+    import dataclasses
+
+    from . import config
+    from .replay import replay
+
+    cfg = _config(args)
+    if cfg is None:  # the defaults, with the global --encoder and --threads
+        cfg = config.Config()
+        cfg.model = dataclasses.replace(cfg.model, encoder=args.encoder, threads=args.threads)
+    if args.fps is not None and not 0.1 <= args.fps <= 240:
+        raise FacelatchError(f"--fps must be between 0.1 and 240, got {args.fps}")
+    if args.max_snapshots < 0:
+        raise FacelatchError(f"--max-snapshots must be at least 0, got {args.max_snapshots}")
+    replay(cfg, Path(args.path), _template_path(args), _key_file(args, cfg), args.fps, as_json=args.json,
+           snapshots=Path(args.snapshots) if args.snapshots else None, max_snapshots=args.max_snapshots)
     return 0
 
 
@@ -247,6 +311,30 @@ def cmd_keygen(args) -> int:
 
     generate_key(args.path)
     print(f"wrote a new 256-bit template key to {args.path} (mode 0600)")
+    return 0
+
+
+def cmd_encrypt(args) -> int:
+    from . import secrets
+    from .fileio import read_trusted_file
+
+    path = _template_path(args)
+    key_file = secrets.find_key_file(_key_file(args))
+    if key_file is None:
+        raise FacelatchError("give --key-file KEY (make one with facelatch keygen), or a config with "
+                             "template.key_file")
+    key = secrets.read_key(key_file)
+    raw = read_trusted_file(path, "gallery", f"no household file at {path}")
+    if secrets.is_encrypted(raw):
+        load_gallery(path, None, key, migrate=False)  # the key must open it; a wrong one is a clear error
+        print(f"{path} is already encrypted (with this key); nothing changed")
+        return 0
+    gallery = load_gallery(path, None, None, migrate=False)
+    gallery.save(path, key)
+    load_gallery(path, None, key, migrate=False)  # read back before saying so
+    print(f"encrypted {path} with {key_file} ({len(gallery.people)} "
+          f"{'person' if len(gallery.people) == 1 else 'people'}); the daemon needs the key now "
+          "(template.key_file or the systemd credential template-key)")
     return 0
 
 
@@ -260,8 +348,12 @@ def cmd_run(args) -> int:
 
     from .daemon import run
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
-                        stream=sys.stderr)
+    if not args.config:
+        raise FacelatchError("facelatch run needs --config PATH: `facelatch config-example > door.toml` writes one "
+                             "to edit (state_dir, camera, actuator); nothing was created")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if args.verbose:  # one line per judged frame, with its reason (edge.daemon.frame_line)
+        logging.getLogger("facelatch").setLevel(logging.DEBUG)
     return run(args.config)
 
 
@@ -554,27 +646,51 @@ def cmd_demo(args) -> int:
         print("Liveness judges what a camera sees (a print or a screen held up to it); these are digital photos fed\n"
               "straight in, with no print or screen in view, so it may call them live.  At a door (facelatch run) an\n"
               "unlock needs k of n fresh frames that match and look live: a still fed as identical frames never\n"
-              "counts, and liveness.require_blink refuses any still.  See README: liveness.")
+              "counts, and liveness.require_blink refuses any still.  See docs/how-it-works.md (Liveness).")
     return 0
+
+
+def _global_options(p: argparse.ArgumentParser, defaults: bool) -> None:
+    """The options every command takes, before or after its name (after it, an option
+    given overrides; one not given leaves the value from before the command)."""
+    d = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
+    p.add_argument("--encoder", default=d(os.environ.get("FACELATCH_ENCODER", DEFAULT_ENCODER)),
+                   help="encoder name in the models folder, or a path to its .json card")
+    p.add_argument("--threads", type=int, default=d(1), help=f"interpreter threads (default 1, at most {MAX_THREADS})")
+    p.add_argument("--max-image-mp", type=float, default=d(DEFAULT_MAX_MP),
+                   help=f"refuse images larger than this many megapixels, before decoding (default {DEFAULT_MAX_MP:g})")
+    p.add_argument("--no-liveness", action="store_true", default=d(False), help="verify/demo: skip the liveness check")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("facelatch")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="facelatch", description="Face verification for door-unlock devices.")
-    p.add_argument("--encoder", default=os.environ.get("FACELATCH_ENCODER", DEFAULT_ENCODER),
-                   help="encoder name in the models folder, or a path to its .json card")
-    p.add_argument("--threads", type=int, default=1, help=f"interpreter threads (default 1, at most {MAX_THREADS})")
-    p.add_argument("--max-image-mp", type=float, default=DEFAULT_MAX_MP,
-                   help=f"refuse images larger than this many megapixels, before decoding (default {DEFAULT_MAX_MP:g})")
-    p.add_argument("--no-liveness", action="store_true", help="verify/demo: skip the liveness check")
+    p.add_argument("--version", action="version", version=f"facelatch {_version()}")
+    _global_options(p, defaults=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, defaults=False)
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("enroll", help="enroll a person from images (one face each) or from the camera")
+    def command(*a, **kw):
+        return sub.add_parser(*a, parents=[common], **kw)
+
+    s = command("enroll", help="enroll a person from images (one face each) or from the camera")
     s.add_argument("images", nargs="*")
-    s.add_argument("--name", default=MIGRATED_NAME, help=f"who this is (default {MIGRATED_NAME!r})")
+    s.add_argument("--name", help=f"who this is (1-64 letters, digits, space, '.', '_', '-'; may be left out only "
+                                  f"for the first person, who is then {MIGRATED_NAME!r})")
     s.add_argument("--template", help=f"household file (default: from --config, else {default_template_path()})")
     s.add_argument("--config", help="daemon config (camera settings, template path)")
     s.add_argument("--key-file", help="encrypt the household file with this key (default: the systemd credential if any)")
-    s.add_argument("--force", action="store_true", help="replace this person's embeddings")
+    s.add_argument("--force", action="store_true", help="replace this person's embeddings; enroll even a face "
+                                                        "that already matches another person")
     s.add_argument("--add", action="store_true", help="add these embeddings to this person's")
     s.add_argument("--camera", action="store_true", help="capture the enrollment frames from the camera")
     s.add_argument("--frames", type=int, default=5, help="--camera: good frames to capture (default 5)")
@@ -582,7 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-sharpness", type=float, default=30.0, help="--camera: minimum Laplacian variance of the chip")
     s.set_defaults(func=cmd_enroll)
 
-    s = sub.add_parser("identify", help="who is it? the enrolled person, 'unknown' or 'ambiguous', per image")
+    s = command("identify", help="who is it? the enrolled person, 'unknown' or 'ambiguous', per image")
     s.add_argument("images", nargs="+")
     s.add_argument("--template")
     s.add_argument("--config")
@@ -592,7 +708,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_identify)
 
-    s = sub.add_parser("people", help="list the enrolled people")
+    s = command("people", help="list the enrolled people")
     s.add_argument("--template")
     s.add_argument("--config")
     s.add_argument("--key-file")
@@ -604,7 +720,7 @@ def build_parser() -> argparse.ArgumentParser:
                              ("disable", cmd_enable, "keep a person enrolled, but the door no longer opens for them"),
                              ("schedule", cmd_schedule, "when the door opens for a person: 'mon-fri 07:00-19:00' "
                                                         "('' = always)")):
-        s = sub.add_parser(name, help=text)
+        s = command(name, help=text)
         s.add_argument("name")
         if name == "schedule":
             s.add_argument("schedule", help="DAYS HH:MM-HH:MM[; ...], e.g. 'mon-fri 07:00-19:00; sat 09:00-12:00'")
@@ -613,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--key-file")
         s.set_defaults(func=func)
 
-    s = sub.add_parser("verify", help="check images against one enrolled person")
+    s = command("verify", help="check images against one enrolled person")
     s.add_argument("images", nargs="+")
     s.add_argument("--name", help="the person (needed when several are enrolled)")
     s.add_argument("--template")
@@ -623,19 +739,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_verify)
 
-    s = sub.add_parser("compare", help="are two images the same person?")
+    s = command("compare", help="are two images the same person?")
     s.add_argument("image_a")
     s.add_argument("image_b")
     s.add_argument("--fmr", type=float, default=DEFAULT_FMR)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_compare)
 
-    s = sub.add_parser("embed", help="one JSON line per image: faces, box, score, embedding of the largest face")
+    s = command("embed", help="one JSON line per image: faces, box, score, embedding of the largest face")
     s.add_argument("paths", nargs="+", help="images or folders (recursed)")
     s.add_argument("--json", action="store_true", help="JSON lines (the only output format)")
     s.set_defaults(func=cmd_embed)
 
-    s = sub.add_parser("liveness", help="one line per image: P(live) of the largest face and the decision; "
+    s = command("liveness", help="one line per image: P(live) of the largest face and the decision; "
                                         "--camera: check the threshold on the installed camera")
     s.add_argument("paths", nargs="*", help="images or folders (recursed)")
     s.add_argument("--json", action="store_true")
@@ -650,25 +766,46 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="daemon config (camera, liveness model and threshold)")
     s.set_defaults(func=cmd_liveness)
 
-    s = sub.add_parser("bench", help="short benchmark on the bundled images: per-stage latency, frames/s")
+    s = command("bench", help="short benchmark on the bundled images: per-stage latency, frames/s")
     s.add_argument("--seconds", type=float, default=10.0)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)
 
-    s = sub.add_parser("demo", help="enroll a person from bundled images and verify bundled probes")
+    s = command("demo", help="enroll a person from bundled images and verify bundled probes")
     s.add_argument("--json", action="store_true", help="one JSON line per probe (full-precision distance)")
     s.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("run", help="the door daemon (systemd: Type=notify)")
-    s.add_argument("--config", help="TOML config (see `facelatch config-example`); default: built-in defaults")
-    s.add_argument("-v", "--verbose", action="store_true")
+    s = command("run", help="the door daemon (systemd: Type=notify)")
+    s.add_argument("--config", help="TOML config (see `facelatch config-example`); required")
+    s.add_argument("-v", "--verbose", action="store_true", help="one line per judged frame: face size, P(live), "
+                   "nearest person, and why it did (not) count")
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("keygen", help="make a 256-bit key file (0600) for template encryption")
+    s = command("replay", help="the door policy on a video file or a folder of images, driving nothing: "
+                                      "a timeline of every judged frame with its reason, and a summary")
+    s.add_argument("path", help="a video file, or a folder of images (name order)")
+    s.add_argument("--config", help="the door's config (policy, liveness, household); default: built-in defaults "
+                                    "and the default household file")
+    s.add_argument("--template")
+    s.add_argument("--key-file")
+    s.add_argument("--fps", type=float, help="frames per second of the recording (default: the video's own; for a "
+                                             "folder camera.fps)")
+    s.add_argument("--snapshots", metavar="DIR", help="save the best face of each refused attempt here (JPEG, 0600)")
+    s.add_argument("--max-snapshots", type=int, default=20, help="--snapshots: at most this many (default 20)")
+    s.add_argument("--json", action="store_true", help="one JSON line per judged frame, then the summary")
+    s.set_defaults(func=cmd_replay)
+
+    s = command("keygen", help="make a 256-bit key file (0600) for template encryption")
     s.add_argument("path")
     s.set_defaults(func=cmd_keygen)
 
-    s = sub.add_parser("config-example", help="print the example config with every key and its default")
+    s = command("encrypt", help="encrypt a plaintext household file in place with a key (AES-256-GCM)")
+    s.add_argument("--template")
+    s.add_argument("--config", help="the daemon config: its template.path and template.key_file")
+    s.add_argument("--key-file", help="the key (facelatch keygen); default: the config's, else the systemd credential")
+    s.set_defaults(func=cmd_encrypt)
+
+    s = command("config-example", help="print the example config with every key and its default")
     s.set_defaults(func=cmd_config_example)
     return p
 

@@ -186,8 +186,52 @@ def insecure_settings(cfg: Config) -> list[str]:
     return below_floor(cfg) if cfg.security.allow_insecure else []
 
 
-def parse(data: dict) -> Config:
-    """A Config from parsed TOML, or FacelatchError listing every problem (one per line)."""
+def is_video_file(device: str) -> bool:
+    """An opencv camera.device that names a file (not an index, a /dev node or a URL)."""
+    return not (device.isdigit() or device.startswith("/dev/") or "://" in device)
+
+
+def missing_files(cfg: Config) -> list[str]:
+    """What the daemon needs on disk and would fail on at start, one sentence each."""
+    out = []
+    if cfg.camera.source == "opencv" and is_video_file(cfg.camera.device) and not Path(cfg.camera.device).is_file():
+        out.append(f"camera.device: video file {cfg.camera.device!r} not found")
+    template = cfg.state_path(cfg.template.path)
+    if not template.exists():
+        out.append(f"template.path: nobody is enrolled: no household file at {template}; enroll first "
+                   "(facelatch enroll --config CONFIG --name NAME IMG...)")
+    for key, value in (("template.key_file", cfg.template.key_file),
+                       ("mqtt.credentials_file", cfg.mqtt.credentials_file),
+                       ("mqtt.unlock_code_file", cfg.mqtt.unlock_code_file), ("mqtt.ca_file", cfg.mqtt.ca_file),
+                       ("model.models_dir", cfg.model.models_dir)):
+        if value and not Path(value).exists() and (cfg.mqtt.enabled or not key.startswith("mqtt.")):
+            out.append(f"{key}: {value} not found")
+    return out + card_problems(cfg)
+
+
+def card_problems(cfg: Config) -> list[str]:
+    """The model cards the daemon would load: present, and model.fmr a row of the encoder's."""
+    from .modelcard import ENCODER_KINDS, load_card, models_dir
+    from .pipeline import _card_path
+
+    models = Path(cfg.model.models_dir) if cfg.model.models_dir else models_dir()
+    out = []
+    for key, name, kind in (("model.encoder", cfg.model.encoder, ENCODER_KINDS),
+                            ("liveness.model", cfg.liveness.model if cfg.liveness.enabled else "", "liveness")):
+        if not name:
+            continue
+        try:
+            card = load_card(_card_path(name, models), kind=kind, verify=False)
+            if key == "model.encoder":
+                card.threshold(cfg.model.fmr, exact=True)
+        except FacelatchError as e:
+            out.append(f"{'model.fmr' if 'not a row' in str(e) else key}: {e}")
+    return out
+
+
+def parse(data: dict, files: bool = False) -> Config:
+    """A Config from parsed TOML, or FacelatchError listing every problem (one per line);
+    ``files``: also every file the daemon needs that is missing (``missing_files``)."""
     problems: list[str] = []
     cfg = Config()
     sections = {f.name for f in dataclasses.fields(Config) if f.default_factory is not dataclasses.MISSING}
@@ -229,12 +273,18 @@ def parse(data: dict) -> Config:
     if not cfg.security.allow_insecure:
         problems += [f"{b} (security floor; set [security] allow_insecure = true to run anyway)"
                      for b in below_floor(cfg)]
-    if problems:
-        raise FacelatchError("invalid configuration:\n  " + "\n  ".join(problems))
+    if files:
+        if "STATE_DIRECTORY" in os.environ and "state_dir" not in data:
+            cfg.state_dir = os.environ["STATE_DIRECTORY"].split(":")[0]
+        problems += missing_files(cfg)
+    if problems:  # all of them, one line each (one problem: one line)
+        raise FacelatchError("invalid configuration: " + problems[0] if len(problems) == 1 else
+                             "invalid configuration:\n  " + "\n  ".join(problems))
     return cfg
 
 
-def load(path) -> Config:
+def load(path, files: bool = False) -> Config:
+    """The config at ``path`` (see ``parse``; ``files``: as the daemon needs it)."""
     path = Path(path)
     raw = read_input(path, "config file")
     try:
@@ -245,7 +295,7 @@ def load(path) -> Config:
         raise FacelatchError(f"config {path} is not valid TOML: {str(e)[:200]}") from None
     except RecursionError:
         raise FacelatchError(f"config {path} is nested too deeply") from None
-    cfg = parse(data)
+    cfg = parse(data, files)
     if "STATE_DIRECTORY" in os.environ and "state_dir" not in data:
         cfg.state_dir = os.environ["STATE_DIRECTORY"].split(":")[0]
     return cfg

@@ -25,13 +25,14 @@ from pathlib import Path
 
 from . import calibration
 from . import config as config_mod
+from . import reasons
 from .actuators import Actuation, make_actuator
 from .audit import AuditLog
 from .camera import make_source
 from .decision import household_fmr
 from .errors import FacelatchError
 from .gallery import check_gallery_against_card, load_gallery
-from .mqtt import make_bridge
+from .mqtt import REMOTE_PERSON, make_bridge
 from .pipeline import FacePipeline
 from .secondlook import SecondLook
 from .policy import DoorPolicy, FrameResult
@@ -67,7 +68,8 @@ def _boxes(found) -> list[tuple]:
 class Door:
     """Everything built from one config; rebuilt on SIGHUP."""
 
-    def __init__(self, cfg: config_mod.Config, pipeline: FacePipeline | None = None, actuator=None):
+    def __init__(self, cfg: config_mod.Config, pipeline: FacePipeline | None = None, actuator=None,
+                 migrate: bool = True):
         self.cfg = cfg
         try:
             Path(cfg.state_dir).mkdir(parents=True, exist_ok=True)
@@ -83,7 +85,7 @@ class Door:
         key_file = find_key_file(cfg.template.key_file)
         key = read_key(key_file) if key_file else None
         gallery_path = cfg.state_path(cfg.template.path)
-        self.gallery = load_gallery(gallery_path, self.pipeline.model_sha256, key)
+        self.gallery = load_gallery(gallery_path, self.pipeline.model_sha256, key, migrate)  # replay: read only
         check_gallery_against_card(self.gallery, self.pipeline.encoder_card, gallery_path)
         self.pipeline.encoder_card.threshold(cfg.model.fmr, exact=True)  # the system FMR must be a card row
         self.identifier = self.gallery.identifier(self.pipeline.encoder_card, cfg.model.fmr)
@@ -115,21 +117,25 @@ class Door:
             face = self.pipeline.examine(frame.rgb, found[i], look="first")
             if face.quality is not None and not face.quality.ok:  # no decision: not a face to judge
                 self.refused = face.quality
-                return FrameResult(frame.t, boxes if len(boxes) > 1 else [])
+                return FrameResult(frame.t, boxes if len(boxes) > 1 else [],
+                                   why=reasons.poor_quality(face.quality.reason), face_px=face.face.size)
             m = self.second_look.identify(face, self.identifier)
             score = face.live_score
             live = None if score is None else self.pipeline.liveness.is_live(score)
             fresh = self.novelty.fresh(face.live_patch if face.live_patch is not None else face.chip)
+            why = reasons.frame(m, score, None if score is None else self.pipeline.liveness.threshold)
             return FrameResult(frame.t, boxes, m.is_match, m.distance, live, score, fresh,
-                               eye_aspect_ratio(face.landmarks) if face.landmarks is not None else None, m.person)
+                               eye_aspect_ratio(face.landmarks) if face.landmarks is not None else None, m.person,
+                               why, m.nearest)
         except Exception:  # fail secure, keep running
             log.exception("error while judging frame %d; treated as no match", frame.index)
-            return FrameResult(frame.t, [], False, None)
+            return FrameResult(frame.t, [], False, None, why=reasons.JUDGING_FAILED)
 
     def audit_decision(self, d, frame_rgb, bridge) -> dict:
         """Audit one policy decision; an unlock is on record (and the counter saved)
         before the door is driven."""
-        record = {"decision": d.kind, "reason": d.reason, "person": d.person, "best_distance": d.best_distance,
+        record = {"decision": d.kind, "reason": d.reason, "cause": d.cause, "person": d.person,
+                  "best_distance": d.best_distance,
                   "threshold": self.identifier.threshold, "fmr": self.identifier.fmr,
                   "comparison_fmr": self.comparison_fmr, "people": len(self.identifier.names), "frames": d.frames,
                   "matching_frames": d.matches, "spoof_frames": d.spoof_frames, "claimed_person": d.claimed,
@@ -164,7 +170,7 @@ class Door:
                   "insecure": bool(self.insecure)}
         start = False
         if not cmd.refused and cmd.target == "lock" and cmd.action in ("OPEN", "UNLOCK"):
-            record["decision"] = "unlock"
+            record["decision"], record["person"] = "unlock", REMOTE_PERSON
             start = self._may_open(record)
         self.audit.write(record)
         if start:
@@ -194,6 +200,22 @@ class Door:
         self.actuator.close()
 
 
+def shown_box(result: FrameResult, policy: DoorPolicy):
+    """The face a frame's line is about: the one that counts, else the largest."""
+    sized = [b for b in result.boxes if policy._big_enough(b)]
+    return max(sized or result.boxes, key=lambda b: b[2] * b[3], default=None)
+
+
+def frame_line(result: FrameResult, index: int, policy: DoorPolicy, decided=()) -> str:
+    """The readable line of one judged frame (``facelatch run -v``, ``facelatch replay``)."""
+    box = shown_box(result, policy)
+    who = ("" if result.distance is None else
+           f"{result.person or result.nearest or '?'} {result.distance:.2f}" + ("" if result.person else " (no)"))
+    px = result.face_px if box is None else max(box[2], box[3])
+    return reasons.frame_line(result.t, index, px, result.live_score, who,
+                              policy.note, decided)
+
+
 def warn_insecure(door: Door) -> None:
     for reason in door.insecure:
         log.warning("INSECURE (allowed by [security] allow_insecure): %s", reason)
@@ -206,9 +228,10 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
     stop = stop or threading.Event()
     reload = threading.Event()
     notifier = notifier or Notifier()
-    load = (lambda: config_mod.load(config_path)) if config_path else config_mod.Config
+    load = (lambda: config_mod.load(config_path, files=True)) if config_path else config_mod.Config
     cfg = load()
     door = Door(cfg)
+    verbose = log.isEnabledFor(logging.DEBUG)
     try:
         bridge = make_bridge(cfg.mqtt, version())
     except FacelatchError:
@@ -301,12 +324,16 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
             bridge.camera(True)
             result = door.judge(frame) if not paused else None
             if result is not None and door.refused is not None and not refusing:  # once per run of poor frames
-                door.audit.write({"decision": "no_decision", "reason": f"face quality: {door.refused.reason}",
+                door.audit.write({"decision": "no_decision", "reason": reasons.poor_quality(door.refused.reason).text,
+                                  "cause": "quality",
                                   "quality": door.refused.measures, "model_sha256": door.pipeline.model_sha256,
                                   "insecure": bool(door.insecure)},
                                  frame.rgb)
             refusing = result is not None and door.refused is not None
-            for d in door.policy.observe(result, frame.wall) if result is not None else ():
+            decided = door.policy.observe(result, frame.wall) if result is not None else []
+            if verbose and result is not None and (result.boxes or result.why or decided):
+                log.debug("%s", frame_line(result, frame.index, door.policy, decided))
+            for d in decided:
                 door.audit_decision(d, frame.rgb, bridge)
                 notifier.status(f"last decision: {d.kind} ({d.reason}) at {time.strftime('%H:%M:%S')}")
             door.store.flush()

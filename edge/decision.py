@@ -79,6 +79,7 @@ class Identity:
     threshold: float
     fmr: float  # system-level target
     ambiguous: bool = False  # within the threshold of two people: refused
+    second: str | None = None  # the second-nearest person (None with one person)
 
     @property
     def is_match(self) -> bool:
@@ -132,6 +133,8 @@ class Identifier:
     def identify_distances(self, d: np.ndarray) -> Identity:
         """``identify`` for distances already measured (``distances(embedding)``)."""
         nearest, chosen, ambiguous = (int(v[0]) for v in self.decide(d[None], self.threshold))
-        second = float(np.partition(d, 1)[1]) if len(d) > 1 else None
-        return Identity(self.names[chosen] if chosen >= 0 else None, self.names[nearest], float(d[nearest]), second,
-                        self.threshold, self.fmr, bool(ambiguous))
+        order = np.argsort(d, kind="stable")[:2]
+        second = int(order[1]) if len(d) > 1 else None
+        return Identity(self.names[chosen] if chosen >= 0 else None, self.names[nearest], float(d[nearest]),
+                        None if second is None else float(d[second]), self.threshold, self.fmr, bool(ambiguous),
+                        None if second is None else self.names[second])

@@ -35,7 +35,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
 
 
 def check_name(name: str) -> str:
-    if not NAME.match(name or ""):
+    if not isinstance(name, str) or not NAME.fullmatch(name):  # fullmatch: "$" would let "bob\n" through
         raise FacelatchError(f"person name {name!r}: use 1-64 letters, digits, space, '.', '_' or '-'")
     return name
 
@@ -115,6 +115,25 @@ class Gallery:
                                  f"{e}; raise the FMR (model.fmr, --fmr) or enroll fewer people") from None
         refs = np.stack([person_reference(p.template.embeddings, self.metric) for p in people])
         return Identifier(names, refs, self.metric, threshold, fmr)
+
+    def already_enrolled_as(self, name: str, embeddings, card, fmr: float) -> list[tuple]:
+        """Which of ``embeddings`` (about to be enrolled as ``name``) another enrolled
+        person already matches at the household's threshold once ``name`` is in (each
+        comparison at ``household_fmr(fmr, N)`` for the N people then enrolled):
+        (index, that person, distance, threshold) per such embedding.  Enrolled anyway,
+        every frame of this face would be ambiguous at the door."""
+        others = [n for n in self.names if n != name]
+        if not others:
+            return []
+        people = len(others) + 1
+        ident = self.identifier_of(others, card, fmr * len(others) / people)  # per comparison: fmr / people
+        out = []
+        for i, e in enumerate(embeddings):
+            d = ident.distances(e)
+            j = int(np.argmin(d))
+            if d[j] <= ident.threshold:
+                out.append((i, others[j], float(d[j]), ident.threshold))
+        return out
 
     def admits(self, name: str, wall: float) -> str | None:
         p = self.people.get(name)

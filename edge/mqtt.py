@@ -49,9 +49,24 @@ def event_type(record: dict) -> str:
         return "locked_out"
     if kind == "deny" and not record.get("person") and (record.get("claimed_person") or record.get("spoof_frames")):
         return "spoof"
-    if kind == "deny" and not record.get("person") and "faces in view" not in record.get("reason", ""):
+    if kind == "deny" and not record.get("person") and record.get("cause") != "crowd":
         return "unknown"
     return "denied"
+
+
+REMOTE_PERSON = "Home Assistant"  # who opened the door on a remote unlock (the event's person)
+
+
+def event_payload(record: dict) -> dict:
+    """The Home Assistant event (``event.<node_id>_face``) of one audit record: its type,
+    who (for a spoof: whom the not-live face matched; for a remote unlock: Home
+    Assistant), what it measured, why, from where ("face" or "mqtt") and when."""
+    source = record.get("source") or "face"
+    person = record.get("person") or record.get("claimed_person") or (REMOTE_PERSON if source == "mqtt" else None)
+    return {"event_type": event_type(record), "person": person, "source": source,
+            "distance": record.get("best_distance"), "live_score": record.get("live_score"),
+            "reason": record.get("reason"), "cause": record.get("cause"),
+            "time": record.get("time") or time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 @dataclass(frozen=True)
@@ -161,11 +176,8 @@ class MqttBridge:
     # -- what the daemon calls (never blocks) -----------------------------------------
 
     def decision(self, record: dict) -> None:
-        ev = {"event_type": event_type(record), "person": record.get("person") or record.get("claimed_person"),
-              "distance": record.get("best_distance"), "live_score": record.get("live_score"),
-              "reason": record.get("reason"), "time": record.get("time")}
-        self._put(self.t["event"], json.dumps(ev), retain=False)
-        if record.get("person"):
+        self._put(self.t["event"], json.dumps(event_payload(record)), retain=False)
+        if record.get("person") and record.get("source", "face") == "face":  # the last person RECOGNISED
             self._retain("person", record["person"])
 
     def door(self, hold_s: float) -> None:
@@ -333,30 +345,51 @@ class MqttBridge:
     # -- Home Assistant discovery ---------------------------------------------------------
 
     def discovery(self) -> dict:
-        node, t = self.cfg.node_id, self.t
-        lock = {"p": "lock", "name": "Door", "unique_id": f"{node}_door", "state_topic": t["lock/state"],
-                "command_topic": t["lock/set"], "payload_open": "OPEN", "payload_unlock": "UNLOCK",
-                "payload_lock": "LOCK", "state_locked": "LOCKED", "state_unlocked": "UNLOCKED",
-                "command_template": '{"action": "{{ value }}", "code": "{{ code }}"}', "retain": False}
-        if self.cfg.remote_unlock:
-            lock["code_format"] = r"^\S{6,}$"
-        return {
-            "dev": {"ids": [f"facelatch_{node}"], "name": f"facelatch {node}", "mf": "facelatch",
-                    "mdl": "face-unlock door", "sw": self.version},
-            "o": {"name": "facelatch", "sw": self.version},
-            "avty_t": t["status"], "qos": 1,
-            "cmps": {
-                "door": lock,
-                "face": {"p": "event", "name": "Face", "unique_id": f"{node}_face", "state_topic": t["event"],
-                         "event_types": EVENT_TYPES},
-                "last_person": {"p": "sensor", "name": "Last person", "unique_id": f"{node}_last_person",
-                                "state_topic": t["person"]},
-                "camera": {"p": "binary_sensor", "name": "Camera", "unique_id": f"{node}_camera",
-                           "device_class": "connectivity", "state_topic": t["camera"]},
-                "pause": {"p": "switch", "name": "Pause face unlock", "unique_id": f"{node}_pause",
-                          "state_topic": t["pause/state"], "command_topic": t["pause/set"], "retain": False},
-            },
-        }
+        return discovery_payload(self.cfg, self.t, self.version)
+
+
+def door_component(cfg, t: dict) -> tuple[str, dict]:
+    """The door in Home Assistant: a lock with Unlock and Open (asking for the code)
+    when remote unlock is on; otherwise a read-only lock sensor, so that Home
+    Assistant shows no Unlock or Open button that would only be refused."""
+    node = cfg.node_id
+    if cfg.remote_unlock:
+        return "door", {"p": "lock", "name": "Door", "unique_id": f"{node}_door",
+                        "default_entity_id": f"lock.{node}_door", "state_topic": t["lock/state"],
+                        "command_topic": t["lock/set"], "payload_open": "OPEN", "payload_unlock": "UNLOCK",
+                        "payload_lock": "LOCK", "state_locked": "LOCKED", "state_unlocked": "UNLOCKED",
+                        "code_format": r"^\S{6,}$",
+                        "command_template": '{"action": "{{ value }}", "code": "{{ code }}"}', "retain": False}
+    return "door_state", {"p": "binary_sensor", "name": "Door", "unique_id": f"{node}_door_state",
+                          "default_entity_id": f"binary_sensor.{node}_door", "device_class": "lock",
+                          "state_topic": t["lock/state"], "payload_on": "UNLOCKED", "payload_off": "LOCKED"}
+
+
+def discovery_payload(cfg, t: dict, version: str) -> dict:
+    """The device-discovery payload (docs/home-assistant.md has its schema, from Home
+    Assistant's MQTT documentation): every component with a ``default_entity_id``, so
+    that the entity ids are the documented ``<domain>.<node_id>_<name>``."""
+    node = cfg.node_id
+    door_id, door = door_component(cfg, t)
+    return {
+        "dev": {"ids": [f"facelatch_{node}"], "name": f"facelatch {node}", "mf": "facelatch",
+                "mdl": "face-unlock door", "sw": version},
+        "o": {"name": "facelatch", "sw": version},
+        "avty_t": t["status"], "qos": 1,
+        "cmps": {
+            door_id: door,
+            "face": {"p": "event", "name": "Face", "unique_id": f"{node}_face",
+                     "default_entity_id": f"event.{node}_face", "state_topic": t["event"], "event_types": EVENT_TYPES},
+            "last_person": {"p": "sensor", "name": "Last person", "unique_id": f"{node}_last_person",
+                            "default_entity_id": f"sensor.{node}_last_person", "state_topic": t["person"]},
+            "camera": {"p": "binary_sensor", "name": "Camera", "unique_id": f"{node}_camera",
+                       "default_entity_id": f"binary_sensor.{node}_camera", "device_class": "connectivity",
+                       "state_topic": t["camera"]},
+            "pause": {"p": "switch", "name": "Pause face unlock", "unique_id": f"{node}_pause",
+                      "default_entity_id": f"switch.{node}_pause", "state_topic": t["pause/state"],
+                      "command_topic": t["pause/set"], "retain": False},
+        },
+    }
 
 
 def make_bridge(cfg, version: str = "0") -> NullBridge | MqttBridge:

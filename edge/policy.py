@@ -38,6 +38,11 @@ Rules, in order, for every frame:
    a cooldown, not counted as a failed attempt.
 Anything that goes wrong in the pipeline reaches this file as "no match": the
 policy can only unlock on positive evidence (fail-secure).
+
+Every deny names its cause (edge/reasons.py): a failed attempt reports the most
+frequent reason its frames did not count, with the best frame of that reason
+("attempt timed out: best distance 0.52 > 0.40 (alice)", "not live: P(live) 0.08 <
+0.13 (face left before acceptance)"); ``note`` says what became of the last frame.
 """
 
 from __future__ import annotations
@@ -47,7 +52,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import reasons
 from .geometry import iou
+from .reasons import Why
 from .temporal import blinked
 
 MAX_BACKOFF_DOUBLINGS = 32  # 30 s * 2**32 is far beyond any backoff_max_s
@@ -81,6 +88,9 @@ class FrameResult:
     fresh: bool = True  # not a bit-identical repeat of the previous frame's face patch
     eye_ratio: float | None = None  # eye aspect ratio (edge.temporal), for the blink check
     person: str | None = None  # who matched (None: nobody, or a single-template caller)
+    why: Why | None = None  # why the judged face does not count (edge.reasons), set by the pipeline's caller
+    nearest: str | None = None  # the nearest enrolled person, matched or not
+    face_px: float | None = None  # the face judged "no decision" (its box is not passed on: not a face to count)
 
 
 @dataclass
@@ -99,6 +109,7 @@ class Decision:
     person: str | None = None  # who was recognised (unlock, or a refused member)
     spoof_frames: int = 0  # frames that matched but were judged not live
     claimed: str | None = None  # a failed attempt whose face matched this person in k frames, but not live
+    cause: str | None = None  # the reason's kind (edge.reasons: "no_match", "not_live", "crowd", ...)
 
 
 @dataclass
@@ -123,6 +134,22 @@ class _Attempt:
     eye_ratios: list = field(default_factory=list)
     spoof_frames: int = 0
     spoofed: Counter = field(default_factory=Counter)  # person -> frames that matched them but were not live
+    whys: Counter = field(default_factory=Counter)  # reason kind -> frames that did not count for it
+    best_why: dict = field(default_factory=dict)  # reason kind -> its frame closest to counting
+
+    def note_why(self, why: Why) -> None:
+        self.whys[why.kind] += 1
+        have = self.best_why.get(why.kind)
+        if have is None or why.rank < have.rank:
+            self.best_why[why.kind] = why
+
+    def cause(self, k: int) -> Why:
+        """Why this attempt did not unlock: the most frequent reason of its frames
+        (its best frame), else too few matching frames in one track, else no blink."""
+        if self.whys:
+            return self.best_why[self.whys.most_common(1)[0][0]]
+        votes = self.votes()[1]
+        return reasons.few(votes, k) if votes < k else reasons.NO_BLINK
 
     def votes(self) -> tuple[str | None, int]:
         """The person with the most live matching frames in the window, and that count."""
@@ -153,6 +180,7 @@ class DoorPolicy:
         self.cooldown_until = -np.inf  # monotonic
         self._locked_reported = False
         self._crowded = False  # a multiple-faces deny was already recorded for this scene
+        self.note = ""  # what became of the last observed frame, in words (facelatch run -v, replay)
 
     # -- helpers -------------------------------------------------------------------
 
@@ -162,7 +190,7 @@ class DoorPolicy:
             return []
         return [self._fail(a, reason, wall)]  # ended early after a judged frame: counted
 
-    def _fail(self, a: _Attempt, reason: str, wall: float) -> Decision:
+    def _fail(self, a: _Attempt, ending: str, wall: float) -> Decision:
         s = self.state
         s.failed_attempts += 1
         if s.failed_attempts >= self.c.max_failed_attempts:
@@ -173,9 +201,16 @@ class DoorPolicy:
             self._locked_reported = False
         self._save(s)
         claimed, n = a.spoofed.most_common(1)[0] if a.spoofed else (None, 0)
-        return Decision("deny", reason, a.frames, a.votes()[1], a.best_distance, a.face_px, a.live_score,
-                        s.failed_attempts, s.backoff_until if s.backoff_until > wall else None,
-                        spoof_frames=a.spoof_frames, claimed=claimed if n >= self.c.k and claimed else None)
+        cause = a.cause(self.c.k)
+        return Decision("deny", reasons.attempt(ending, cause), a.frames, a.votes()[1], a.best_distance, a.face_px,
+                        a.live_score, s.failed_attempts, s.backoff_until if s.backoff_until > wall else None,
+                        spoof_frames=a.spoof_frames, claimed=claimed if n >= self.c.k and claimed else None,
+                        cause=cause.kind)
+
+    def finish(self, wall: float) -> list[Decision]:
+        """The frames have ended (a replayed recording): an attempt in progress ends as
+        when the face leaves -- failed, counted, with its cause."""
+        return self._end_attempt("recording ended before a decision", wall)
 
     # -- the rule ------------------------------------------------------------------
 
@@ -190,21 +225,33 @@ class DoorPolicy:
         no face is big enough (3) or when several are and crowds are denied (4):
         ``observe`` then needs only the boxes, and on a Pi detection alone is a fraction
         of the work."""
-        if wall < self.state.backoff_until or t < self.cooldown_until:
-            return None
+        return self.judging(t, wall, boxes)[0]
+
+    def judging(self, t: float, wall: float, boxes) -> tuple[int | None, Why | None]:
+        """``judged``, and when no face is judged, why not (None without faces)."""
+        if wall < self.state.backoff_until:
+            left = self.state.backoff_until - wall
+            return None, Why("locked_out", f"locked out for {left:.0f} s more") if boxes else None
+        if t < self.cooldown_until:
+            left = self.cooldown_until - t
+            return None, Why("cooldown", f"cooldown after an unlock ({left:.1f} s left)") if boxes else None
         sized = [i for i, b in enumerate(boxes) if self._big_enough(b)]
-        if not sized or (len(sized) > 1 and self.c.multiple_faces == "deny"):
-            return None
-        return max(sized, key=lambda i: boxes[i][2] * boxes[i][3])
+        if not sized:
+            return None, reasons.too_small(max(max(b[2], b[3]) for b in boxes), self.c.min_face_px) if boxes else None
+        if len(sized) > 1 and self.c.multiple_faces == "deny":
+            return None, reasons.crowd(len(sized))
+        return max(sized, key=lambda i: boxes[i][2] * boxes[i][3]), None
 
     def observe(self, f: FrameResult, wall: float) -> list[Decision]:
         c, out = self.c, []
+        self.note = (self.judging(f.t, wall, f.boxes)[1] or f.why or Why("", "")).text
         if wall < self.state.backoff_until:  # 1. backoff
             self.attempt = None
             if not self._locked_reported and f.boxes:
                 self._locked_reported = True
-                return [Decision("locked_out", "too many failed attempts", backoff_until=self.state.backoff_until,
-                                 failed_attempts=self.state.failed_attempts)]
+                return [Decision("locked_out", "locked out: too many failed attempts",
+                                 backoff_until=self.state.backoff_until, failed_attempts=self.state.failed_attempts,
+                                 cause="locked_out")]
             return []
         if f.t < self.cooldown_until:  # 2. cooldown
             self.attempt = None
@@ -217,11 +264,12 @@ class DoorPolicy:
                 out += self._end_attempt("face left before acceptance", wall)
             return out
         if len(boxes) > 1 and c.multiple_faces == "deny":  # 4. tailgating
-            out += self._end_attempt("attempt interrupted by more faces", wall)
+            out += self._end_attempt("attempt interrupted by a crowd", wall)
             if self._crowded:
                 return out
             self._crowded = True
-            return out + [Decision("deny", f"{len(boxes)} faces in view", face_px=float(max(max(b[2], b[3]) for b in boxes)))]
+            return out + [Decision("deny", reasons.crowd(len(boxes)).text,
+                                   face_px=float(max(max(b[2], b[3]) for b in boxes)), cause="crowd")]
         box = _corners(max(boxes, key=lambda b: b[2] * b[3]))
         a = self.attempt
         if a is not None and iou(a.box, box[None])[0] < c.track_iou:  # another track: the clock runs on
@@ -232,6 +280,10 @@ class DoorPolicy:
         a.box, a.last_seen = box, f.t
         ok = bool(f.match) and (f.live is None or bool(f.live)) and f.fresh
         a.window.append((f.person or "") if ok else None)
+        if not ok:
+            why = reasons.REPEAT if not f.fresh else f.why or (reasons.NO_MATCH if not f.match else reasons.NOT_LIVE)
+            a.note_why(why)
+            self.note = why.text
         a.eye_ratios.append(f.eye_ratio)
         if f.match and f.live is not None and not f.live:
             a.spoof_frames += 1
@@ -243,13 +295,15 @@ class DoorPolicy:
         if f.live_score is not None:
             a.live_score = f.live_score
         person, votes = a.votes()
+        if ok:
+            self.note = f"counts: {f.person or 'match'} ({votes} of {c.k} needed)"
         if votes >= c.k and (not self.require_blink or blinked(a.eye_ratios)):  # 5. accept
             self.attempt = None
             self.cooldown_until = f.t + c.unlock_cooldown_s
             refused = self._admit(person, wall) if person else None
             if refused:
                 return out + [Decision("deny", refused, a.frames, votes, a.best_distance, a.face_px, a.live_score,
-                                       self.state.failed_attempts, person=person)]
+                                       self.state.failed_attempts, person=person, cause="admit")]
             if self.state.failed_attempts:
                 self.state.failed_attempts = 0
             self.state.lockouts = 0

@@ -37,7 +37,7 @@ def _interpreter_class():
         return importlib.import_module("tensorflow").lite.Interpreter, "tensorflow.lite"
     except ImportError:
         raise FacelatchError("no TFLite interpreter found: pip install ai-edge-litert (x86-64, 64-bit ARM) or "
-                             "tflite-runtime; 32-bit Raspberry Pi OS is not supported (README)") from None
+                             "tflite-runtime; 32-bit Raspberry Pi OS is not supported (docs/raspberry-pi.md)") from None
 
 
 # Everything the interpreter's native side said in this process (it logs some things,

@@ -20,6 +20,13 @@ TIME_SCALE = float(os.environ.get("FACELATCH_TEST_TIME_SCALE", "1"))
 def scaled(seconds: float) -> float:
     return seconds * TIME_SCALE
 
+
+# Tests of command-line logic over real faces whose answer does not depend on the
+# machine (the same embeddings decide the same way): run on the host only, so that the
+# emulated arm64 job (ci/arm64.sh, ~100x slower per frame) keeps to its time budget.
+host_only = pytest.mark.skipif(TIME_SCALE != 1, reason="machine-independent CLI logic over real faces; host only "
+                                                        "(the emulated job's time budget)")
+
 # Files the tests write by hand must not come out group-writable (facelatch refuses such
 # templates) just because the machine's umask is 002.
 os.umask(0o022)

@@ -1,7 +1,9 @@
 """The real door loop on real faces: image sequences built from the bundled photos."""
 
 import json
+import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -103,6 +105,8 @@ def test_photo_of_the_enrolled_person_does_not_unlock(tmp_path, enrolled, faces)
     deny = decisions(state, "deny")
     assert deny and deny[0]["best_distance"] <= deny[0]["threshold"]  # it IS the enrolled face ...
     assert deny[0]["live_score"] is not None and deny[0]["live_score"] < 0.99  # ... but not live
+    assert deny[0]["cause"] == "not_live" and deny[0]["reason"].startswith("not live: P(live) 0.")  # and says so
+    assert deny[0]["reason"].endswith("(attempt timed out)")
 
 
 def test_stranger_never_unlocks(tmp_path, enrolled, faces):
@@ -112,6 +116,9 @@ def test_stranger_never_unlocks(tmp_path, enrolled, faces):
     assert decisions(state, "unlock") == []
     denies = decisions(state, "deny")
     assert len(denies) >= 2 and all(d["best_distance"] > d["threshold"] for d in denies)
+    for d in denies:  # in words: how far the best frame was from the threshold, and from whom
+        assert d["cause"] == "no_match" and d["reason"] == (
+            f"attempt timed out: best distance {d['best_distance']:.2f} > {d['threshold']:.2f} (user)")
 
 
 def test_two_faces_deny_even_with_the_enrolled_person(tmp_path, enrolled, faces, monkeypatch):
@@ -120,7 +127,7 @@ def test_two_faces_deny_even_with_the_enrolled_person(tmp_path, enrolled, faces,
     cfg, state = setup_door(tmp_path, enrolled, frames)
     run(str(cfg))
     assert decisions(state, "unlock") == []
-    assert decisions(state, "deny") and all("2 faces" in d["reason"] for d in decisions(state, "deny"))
+    assert decisions(state, "deny") and all(d["reason"] == "crowd of 2 faces" and d["cause"] == "crowd" for d in decisions(state, "deny"))
     assert examined == []  # a crowd is denied on its boxes: no face in it is embedded
 
 
@@ -130,11 +137,27 @@ def test_no_face_no_attempt(tmp_path, enrolled):
     assert audit(state) == []
 
 
-def test_small_faces_are_ignored(tmp_path, enrolled, faces, monkeypatch):
+def test_small_faces_are_ignored(tmp_path, enrolled, faces, monkeypatch, caplog):
     examined = _count_examined(monkeypatch)
     cfg, state = setup_door(tmp_path, enrolled, [frame(faces["obama"])] * 8, min_face_px=200.0)
-    run(str(cfg))
+    with caplog.at_level(logging.DEBUG, logger="facelatch"):  # facelatch run -v
+        run(str(cfg))
     assert audit(state) == [] and examined == []
+    lines = [r.getMessage() for r in caplog.records if "min_face_px" in r.getMessage()]
+    assert len(lines) == 8 and all(re.search(r"face +1\d\d px .* face 1\d\d px < min_face_px 200$", l) for l in lines), lines
+
+
+def test_verbose_run_prints_one_line_per_judged_frame_with_its_reason(tmp_path, enrolled, faces, caplog):
+    frames = [frame(faces["biden"])] * 3 + [frame()] * 5
+    cfg, state = setup_door(tmp_path, enrolled, frames, attempt_timeout_s=5.0, lost_after_s=0.2)
+    with caplog.at_level(logging.DEBUG, logger="facelatch"):
+        run(str(cfg))
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    [d] = decisions(state, "deny")
+    assert len(lines) == 4, lines  # 3 judged frames, and the frame where the attempt ended
+    assert all(re.search(r"#\s*\d+ .*face +\d+ px .*user 0\.\d\d \(no\) .*best distance 0\.\d+ > 0\.\d+ \(user\)$", l)
+               for l in lines[:3]), lines
+    assert lines[3].endswith(f"-> DENY: {d['reason']}") and d["reason"].startswith("face left before acceptance: ")
 
 
 def test_lockout_persists_across_restart(tmp_path, enrolled, faces):
@@ -366,15 +389,20 @@ def test_household_door_names_who_came_and_denies_a_disabled_member(tmp_path, en
     assert [a for a in audit(state) if a["person"] == "joe"][0]["failed_attempts"] == 0
 
 
-def test_a_face_too_poor_to_judge_is_audited_only_where_it_could_count(tmp_path, enrolled, faces):
+def test_a_face_too_poor_to_judge_is_audited_only_where_it_could_count(tmp_path, enrolled, faces, caplog):
     """A darkened face (the encoder card's quality limits refuse it) in reach of the door
     is a "no_decision" on record and never an unlock; the same face under min_face_px is
     not examined at all, so nothing is written."""
     dark = [frame((faces["obama"] * 0.3).astype(np.uint8))] * 4
     cfg, state = setup_door(tmp_path, enrolled, dark)
-    run(str(cfg))
+    with caplog.at_level(logging.DEBUG, logger="facelatch"):
+        run(str(cfg))
     [d] = audit(state)
     assert d["decision"] == "no_decision" and "quality" in d and not decisions(state, "unlock")
+    assert d["cause"] == "quality" and re.fullmatch(r"quality: \w+ [\d.]+ [<>] [\d.]+", d["reason"]), d["reason"]
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert len(lines) == 4 and lines[0].endswith(d["reason"])  # -v: every frame, with its own measure
+    assert all(re.search(r"face +1\d\d px +quality: \w+ [\d.]+ [<>] [\d.]+$", l) for l in lines), lines
     cfg, state = setup_door(tmp_path / "far", enrolled, dark, min_face_px=400.0)
     run(str(cfg))
     assert audit(state) == []
@@ -404,3 +432,10 @@ def test_the_door_examines_the_face_the_policy_counts(tmp_path, enrolled, monkey
     monkeypatch.setattr(door.pipeline, "examine", examine)
     result = door.judge(Frame(np.zeros((480, 640, 3), np.uint8), 0.0, time.time(), 0))
     assert examined == [narrow] and result.boxes == [(0.0, 0.0, 79.0, 79.0), (200.0, 0.0, 80.0, 30.0)]
+    # a fault while judging is "no match", and says so on the frame's line (facelatch run -v)
+    from edge.daemon import frame_line
+
+    monkeypatch.setattr(door.pipeline, "analyze", lambda *a, **kw: 1 / 0)
+    result = door.judge(Frame(np.zeros((480, 640, 3), np.uint8), 0.1, time.time(), 1))
+    assert result.boxes == [] and not result.match and door.policy.observe(result, time.time()) == []
+    assert frame_line(result, 1, door.policy).endswith("error while judging this frame: no match (see the log)")

@@ -106,11 +106,12 @@ def test_discovery_availability_and_republish_when_home_assistant_restarts(broke
         _, payload, retained = w.wait_for(lambda t, p, r: t == DISCOVERY)
         d = json.loads(payload)
         cmps = d["cmps"]
-        assert {c["p"] for c in cmps.values()} == {"lock", "event", "sensor", "binary_sensor", "switch"}
+        assert {c["p"] for c in cmps.values()} == {"event", "sensor", "binary_sensor", "switch"}  # remote unlock off:
         assert cmps["face"]["event_types"] == EVENT_TYPES == ["granted", "denied", "spoof", "unknown", "locked_out"]
         assert d["avty_t"] == f"{T}/status" and d["dev"]["ids"] == [f"facelatch_{NODE}"] and d["dev"]["sw"] == "9.9"
-        assert cmps["door"]["state_topic"] == f"{T}/lock/state" and cmps["door"]["command_topic"] == f"{T}/lock/set"
-        assert "code_format" not in cmps["door"]  # remote unlock is off
+        door = cmps["door_state"]  # the door as a read-only lock sensor: no Unlock/Open button to be refused
+        assert door["p"] == "binary_sensor" and door["device_class"] == "lock" and "command_topic" not in door
+        assert door["state_topic"] == f"{T}/lock/state" and (door["payload_on"], door["payload_off"]) == ("UNLOCKED", "LOCKED")
         assert all(c["unique_id"].startswith(NODE) for c in cmps.values())
         w.wait_for(lambda t, p, r: t == f"{T}/status" and p == "online")
         w.wait_for(lambda t, p, r: t == f"{T}/lock/state" and p == "LOCKED")
@@ -136,7 +137,7 @@ def test_event_types_from_audit_records():
     assert event_type({"decision": "deny", "person": None, "spoof_frames": 4}) == "spoof"
     assert event_type({"decision": "deny", "person": None, "spoof_frames": 4, "claimed_person": "alice"}) == "spoof"
     assert event_type({"decision": "deny", "person": None, "spoof_frames": 0, "reason": "attempt timed out"}) == "unknown"
-    assert event_type({"decision": "deny", "reason": "2 faces in view"}) == "denied"
+    assert event_type({"decision": "deny", "reason": "crowd of 2 faces", "cause": "crowd"}) == "denied"
 
 
 def test_a_silent_or_absent_broker_never_blocks_the_caller():
@@ -291,6 +292,10 @@ def test_remote_unlock_over_tls_with_credentials_and_a_per_command_code(tmp_path
     assert remote[0] == ("remote_refused", "wrong or missing code")
     assert remote[-1][0] == "unlock" and remote[-1][1] == "accepted" and len(remote) == 3
     assert "482913" not in (state / "audit.jsonl").read_text()  # the code is never written down
+    unlock = [a for a in audit(state) if a.get("source") == "mqtt"][-1]
+    events = w.json(f"{T}/event")  # the event of the remote unlock: who, from where, when (the audit line's time)
+    assert {"event_type": "granted", "person": "Home Assistant", "source": "mqtt", "time": unlock["time"]}.items() \
+        <= events[-1].items() and unlock["person"] == "Home Assistant"
 
 
 @needs_mosquitto

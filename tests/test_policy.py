@@ -72,7 +72,7 @@ def test_dodge_by_shifting_position_is_counted_and_locks_out():
     at = _positions(4)
     d = feed(p, [([at(i)], False) for i in range(400)])  # 26.7 s in view at 15 fps
     assert [x.kind for x in d] == ["deny"] * 5 + ["locked_out"]
-    assert all(x.reason == "attempt timed out" for x in d[:5])
+    assert all(x.reason == "attempt timed out: no match" and x.cause == "no_match" for x in d[:5])
     assert p.state.lockouts == 1 and p.state.backoff_until > 1020
 
 
@@ -83,15 +83,15 @@ def test_dodge_by_stepping_out_is_counted_and_locks_out():
     cycle = [([FACE], False)] * 4 + [([], False)] * 20  # 20 empty frames = 1.33 s away
     d = feed(p, cycle * 35)  # 840 frames
     assert [x.kind for x in d[:6]] == ["deny"] * 5 + ["locked_out"]  # within 7 cycles (11 s)
-    assert all(x.reason == "face left before acceptance" and x.frames == 4 for x in d[:5])
+    assert all(x.reason == "face left before acceptance: no match" and x.frames == 4 for x in d[:5])
     assert p.state.lockouts >= 2  # and again after the 30 s backoff: 56 s of tries, no free ones
 
 
 def test_crowd_interrupting_an_attempt_counts_it():
     p = DoorPolicy(PolicyConfig())
     d = feed(p, [([FACE], False)] * 3 + [([FACE, OTHER], False)] * 3)
-    assert [(x.kind, x.reason) for x in d] == [("deny", "attempt interrupted by more faces"),
-                                               ("deny", "2 faces in view")]
+    assert [(x.kind, x.reason, x.cause) for x in d] == [("deny", "attempt interrupted by a crowd: no match", "no_match"),
+                                                        ("deny", "crowd of 2 faces", "crowd")]
     assert p.state.failed_attempts == 1
 
 
@@ -121,8 +121,8 @@ def test_repeated_frames_never_count():
     evidence: matching, live, but not fresh -> no unlock."""
     p = DoorPolicy(PolicyConfig(k=3, n=5, attempt_timeout_s=1.0))
     frames = [FrameResult(i / 15, [FACE], True, 0.03, live=True, live_score=0.9, fresh=i == 0) for i in range(20)]
-    kinds = [x.kind for f in frames for x in p.observe(f, 1000.0 + f.t)]
-    assert kinds == ["deny"]
+    d = [x for f in frames for x in p.observe(f, 1000.0 + f.t)]
+    assert [(x.kind, x.cause) for x in d] == [("deny", "repeat")] and d[0].reason.startswith("the same image")
     q = DoorPolicy(PolicyConfig(k=3, n=5))
     fresh = [FrameResult(i / 15, [FACE], True, 0.03, live=True, live_score=0.9, fresh=True) for i in range(5)]
     assert [x.kind for f in fresh for x in q.observe(f, 1000.0)] == ["unlock"]
@@ -138,7 +138,8 @@ def test_require_blink_waits_for_a_blink():
     assert out == [(7, "unlock")]  # not at frame 2 (no blink yet): at the first open frame after the blink
     still = [FrameResult(i / 15, [FACE], True, 0.03, live=True, live_score=0.9, eye_ratio=open_) for i in range(60)]
     q = DoorPolicy(PolicyConfig(k=3, n=5, attempt_timeout_s=2.0), require_blink=True)
-    assert [x.kind for f in still for x in q.observe(f, 1000.0 + f.t)] == ["deny"]
+    d = [x for f in still for x in q.observe(f, 1000.0 + f.t)]
+    assert [(x.kind, x.reason) for x in d] == [("deny", "no blink seen (liveness.require_blink) (attempt timed out)")]
 
 
 def test_household_acceptance_needs_k_frames_of_the_same_person():
@@ -194,3 +195,67 @@ def test_judged_names_the_face_that_can_count():
     assert q.judged(1.0, 1000.0, [FACE]) is None  # the cooldown after that unlock
     r = DoorPolicy(PolicyConfig(), LockoutState(0, 1, 2000.0))
     assert r.judged(0.0, 1000.0, [FACE]) is None and r.judged(0.0, 2000.0, [FACE]) == 0  # a backoff, then not
+
+
+def _observe(p, frames, wall0=1000.0):
+    return [x for f in frames for x in p.observe(f, wall0 + f.t)]
+
+
+def test_a_failed_attempt_names_its_most_frequent_cause_at_its_best_frame():
+    from edge import reasons
+
+    p = DoorPolicy(PolicyConfig(k=3, n=5, attempt_timeout_s=1.0))
+    whys = [reasons.not_live(s, 0.1316) for s in (0.05, 0.08, 0.02)] * 6 + [
+        reasons.Why("no_match", "best distance 0.52 > 0.40 (alice)", 0.52)] * 4
+    d = _observe(p, [FrameResult(i / 15, [FACE], True, 0.3, live=False, live_score=0.05, why=w)
+                     for i, w in enumerate(whys)])
+    assert [(x.kind, x.cause, x.reason) for x in d] == [
+        ("deny", "not_live", "not live: P(live) 0.08 < 0.13 (attempt timed out)")]  # 18 not live vs 4, best 0.08
+    q = DoorPolicy(PolicyConfig(k=3, n=5, attempt_timeout_s=1.0))
+    no = [reasons.Why("no_match", f"best distance {v:.2f} > 0.40 (alice)", v) for v in (0.61, 0.52, 0.7)] * 7
+    d = _observe(q, [FrameResult(i / 15, [FACE], False, 0.5, why=w) for i, w in enumerate(no)])
+    assert [x.reason for x in d] == ["attempt timed out: best distance 0.52 > 0.40 (alice)"]
+
+
+def test_a_person_enrolled_twice_is_denied_as_ambiguous_naming_both():
+    """One face enrolled under two names: every frame is within the threshold of both."""
+    import numpy as np
+
+    from edge import reasons
+    from edge.decision import Identifier
+
+    rng = np.random.default_rng(1)
+    face = rng.normal(size=128)
+    ident = Identifier(["alice", "alice2"], np.stack([face, face + rng.normal(0, 0.05, 128)]) / np.linalg.norm(face),
+                       "cosine", 0.4, 1e-4)
+    frames = []
+    for i in range(20):
+        m = ident.identify(face + rng.normal(0, 0.3, 128))
+        assert m.ambiguous and m.person is None
+        frames.append(FrameResult(i / 15, [FACE], m.is_match, m.distance, why=reasons.frame(m, None, None),
+                                  nearest=m.nearest))
+    d = _observe(DoorPolicy(PolicyConfig(k=3, n=5, attempt_timeout_s=1.0)), frames)
+    assert len(d) == 1 and d[0].cause == "ambiguous", d
+    assert d[0].reason.startswith("ambiguous: alice") and "/ alice" in d[0].reason and d[0].reason.endswith(
+        "(attempt timed out)")
+
+
+def test_frames_that_are_not_judged_say_why():
+    small = (300.0, 300.0, 35.0, 35.0)
+    p = DoorPolicy(PolicyConfig(min_face_px=40))
+    assert p.judging(0.0, 1000.0, [small]) == (None, reasons_small(35, 40))
+    assert p.judging(0.0, 1000.0, []) == (None, None)
+    assert p.judging(0.0, 1000.0, [FACE, OTHER])[1].text == "crowd of 2 faces"
+    p.observe(FrameResult(0.0, [small]), 1000.0)
+    assert p.note == "face 35 px < min_face_px 40"
+    r = DoorPolicy(PolicyConfig(), LockoutState(0, 1, 1030.0))
+    assert r.judging(0.0, 1000.0, [FACE])[1].text == "locked out for 30 s more"
+    d = r.observe(FrameResult(0.0, [FACE]), 1000.0)
+    assert [(x.kind, x.reason, x.cause) for x in d] == [("locked_out", "locked out: too many failed attempts",
+                                                         "locked_out")]
+
+
+def reasons_small(px, limit):
+    from edge import reasons
+
+    return reasons.too_small(px, limit)
