@@ -29,16 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from convert.pad_data import BY_NAME  # noqa: E402
-from convert.pad_eval import apcer_bpcer, attack_windows, pooled_threshold_for_bpcer, roc_auc, threshold_for_bpcer  # noqa: E402
-from convert.pad_stack import head_score, nested_loso  # noqa: E402
-from edge.calibration import calibrated_threshold  # noqa: E402
+from convert.pad_stack import judge, nested_loso, thresholds_nested, thresholds_zero_shot  # noqa: E402
 
 WEIGHTS = ROOT.parent / "shared" / "weights" / "minifasnet"
 MEMBERS = {"v2": ("2.7_80x80_MiniFASNetV2.pth", "crops_v2"), "v1se": ("4_0_0_80x80_MiniFASNetV1SE.pth", "crops_v1se"),
            "v2wide": ("2.7_80x80_MiniFASNetV2.pth", "crops_wide"),
            "v1sewide": ("4_0_0_80x80_MiniFASNetV1SE.pth", "crops_wide")}
 DOOR_KINDS = ("nuaa", "frames", "yolo")
-K, N = 3, 5  # the door's default rule: k of the last n frames
 
 
 def features(scan_path, out):
@@ -67,11 +64,12 @@ def quality(scan_path, out):
     gate = QualityGate.from_card(load_card(models_dir() / f"{DEFAULT_ENCODER}.json"))
     min_px = Config().policy.min_face_px
     idx = np.flatnonzero(z["found"])
+    paths, boxes, marks = z["path"], z["boxes"], z["landmarks"]  # read once (an npz re-reads on every z[key])
     ok, reasons = np.zeros(len(idx), bool), []
     for j, i in enumerate(idx):
-        rgb = read_image(z["path"][i])
-        q = gate.check(rgb, z["boxes"][i], z["landmarks"][i])
-        big = max(z["boxes"][i][2:]) >= min_px
+        rgb = read_image(paths[i])
+        q = gate.check(rgb, boxes[i], marks[i])
+        big = max(boxes[i][2:]) >= min_px
         ok[j] = q.ok and big
         reasons.append("" if ok[j] else q.reason if not q.ok else "small")
     np.savez(out, index=idx, judged=ok, reason=np.array(reasons))
@@ -87,42 +85,6 @@ def log_odds(logits):
 
 def p_live(logits):
     return 1 / (1 + np.exp(-log_odds(logits)))
-
-
-def rule(live_by_source: dict, q: float, how: str) -> float:
-    """The threshold rule on tuning sources' live scores: ``min`` over sources of each
-    one's q-quantile (no tuning camera above q), or ``pooled`` (q of them all, each
-    source weighted equally)."""
-    if how == "min":
-        return min(threshold_for_bpcer(v, q) for v in live_by_source.values())
-    return pooled_threshold_for_bpcer(live_by_source, q)
-
-
-def thresholds_zero_shot(scores, live, source, door, q, how):
-    """Per door source S: the rule on the other door sources; and the rule on all."""
-    per = {t: scores[(source == t) & live] for t in door}
-    return ({s: rule({t: v for t, v in per.items() if t != s}, q, how) for s in door}, rule(per, q, how))
-
-
-def thresholds_nested(nest, live, source, door, q, how):
-    return {s: rule({t: nest["tune"][(s, t)][live[source == t]] for t in door if t != s}, q, how) for s in door}
-
-
-def judge(scores, live, source, order, thr, calibrate=False):
-    """APCER / BPCER / AUC / attack-window pass share of one source at ``thr``;
-    with ``calibrate`` the first half of its live frames (capture order) calibrate."""
-    idx_live = np.flatnonzero(live)
-    idx_live = idx_live[np.argsort(order[idx_live], kind="stable")]
-    test_live = scores[idx_live]
-    if calibrate:
-        half = len(idx_live) // 2
-        thr = calibrated_threshold(scores[idx_live[:half]], thr)
-        test_live = scores[idx_live[half:]]
-    att = np.flatnonzero(~live)
-    att = att[np.argsort(order[att], kind="stable")]
-    apcer, bpcer = apcer_bpcer(test_live, scores[att], thr)
-    return {"threshold": float(thr), "apcer": apcer, "bpcer": bpcer, "auc": roc_auc(scores[live], scores[~live]),
-            "windows": attack_windows(scores[att] >= thr, N, K), "live": int(len(test_live)), "attack": int(len(att))}
 
 
 def report(args):

@@ -287,7 +287,8 @@ def cmd_import_minifasnet(args) -> int:
                         *(["--scales", *map(str, args.scales)] if args.scales else []),
                         *(["--int8", "--calibration", str(args.calibration), "--count", str(args.count)] if args.int8 else []),
                         "-o", str(args.out)])
-    import_minifasnet(args.pth, Path(args.out), args.scales, args.int8, calibration, command)
+    command += " --features" if args.features else ""
+    import_minifasnet(args.pth, Path(args.out), args.scales, args.int8, calibration, command, features=args.features)
     return 0
 
 
@@ -327,6 +328,74 @@ def cmd_evaluate_liveness(args) -> int:
                        "--write-card"}
         write_json_atomic(card.path, data)
         print(f"wrote the threshold and the figures into {card.path}")
+    return 0
+
+
+def cmd_fit_liveness_head(args) -> int:
+    import numpy as np
+
+    from edge.modelcard import load_card
+
+    from .card import write_json_atomic
+    from .liveness import fit_head, scan_digest
+    from .pad_stack import K, N
+
+    card = load_card(args.card, kind="liveness")
+    scan = _load_scan(args.scan)
+    judged = None
+    if args.quality:
+        q = np.load(args.quality, allow_pickle=False)
+        if not np.array_equal(q["index"], np.flatnonzero(scan["found"])):
+            raise FacelatchError(f"{args.quality} was not made from {args.scan} (python benchmarks/pad_stack.py quality)")
+        judged = q["judged"]
+    res = fit_head(card, scan, judged, args.rule, args.bpcer, args.cap, args.threads, inputs=args.inputs)
+
+    def r4(d):
+        return {k: (round(v, 4) if isinstance(v, float) else r4(v) if isinstance(v, dict) else v) for k, v in d.items()}
+
+    pooled = {}
+    for which in ("plain", "calibrated"):
+        rows = [r[which] for r in res["per_source"].values()]
+        na, nl = sum(r["attack"] for r in rows), sum(r["live"] for r in rows)
+        pooled[which] = {"apcer": sum(r["apcer"] * r["attack"] for r in rows) / na,
+                         "bpcer": sum(r["bpcer"] * r["live"] for r in rows) / nl,
+                         "worst_apcer": max(r["apcer"] for r in rows), "worst_bpcer": max(r["bpcer"] for r in rows)}
+    print(f"head w {np.round(res['head']['w'], 3).tolist()} b {res['head']['b']:.3f}; shipped threshold "
+          f"{res['threshold']:.4f} ({args.rule} {args.bpcer:.0%})")
+    for s, r in res["per_source"].items():
+        p, c = r["plain"], r["calibrated"]
+        print(f"{s:15s} thr {p['threshold']:.3f} APCER {p['apcer']:7.2%} BPCER {p['bpcer']:6.2%} windows "
+              f"{p['windows']:6.2%} | calibrated thr {c['threshold']:.3f} APCER {c['apcer']:7.2%} BPCER "
+              f"{c['bpcer']:6.2%} windows {c['windows']:6.2%}")
+    for which, p in pooled.items():
+        print(f"pooled {which}: APCER {p['apcer']:.2%} (worst {p['worst_apcer']:.2%}), BPCER {p['bpcer']:.2%} "
+              f"(worst {p['worst_bpcer']:.2%})")
+    if args.write_card:
+        data = dict(card.data)
+        data["head"] = res["head"]
+        data["output"] = data["output"].split("; P(live)")[0] + (
+            f"; P(live) = sigmoid(head.w . (x - head.mean) / head.std + head.b), x = the members' "
+            f"{'features' if args.inputs == 'features' else 'log-odds log(p_live / (1 - p_live))'}")
+        data["threshold"] = {"live_score": round(res["threshold"], 4),
+                             "chosen_for": f"{args.rule} rule: rejects {args.bpcer:.0%} of the live frames of the "
+                                           f"door-like sources ({', '.join(res['door_sources'])}), each source "
+                                           "weighted equally and each scored by a head trained without it; attacks "
+                                           "never looked at"}
+        data["evaluation"] = {
+            "protocol": "nested leave one source out over the door-like sources: the head scoring source S never saw "
+                        "S; S's threshold comes by the same rule from heads trained without S and T, scored on each "
+                        "other T's live frames; calibrated: edge.calibration's rule on the first half of S's live "
+                        f"frames in capture order, judged on the second half and every attack; windows: share of "
+                        f"share of windows of {N} consecutive attack frames in which {K} pass",
+            "frames": "faces the door would judge (quality gate, min_face_px)" if judged is not None else "every found face",
+            "scan": f"{args.scan} (sha256 {scan_digest(args.scan)}…)",
+            "per_source": r4(res["per_source"]), "pooled": r4(pooled),
+            "command": f"facelatch-convert fit-liveness-head {args.card} --scan {args.scan}"
+                       + (f" --quality {args.quality}" if args.quality else "")
+                       + f" --inputs {args.inputs} --rule {args.rule} --bpcer {args.bpcer} --cap {args.cap} "
+                       "--write-card"}
+        write_json_atomic(card.path, data)
+        print(f"wrote the head, the threshold and the figures into {card.path}")
     return 0
 
 
@@ -408,6 +477,7 @@ def main(argv=None) -> int:
     s.add_argument("pth", nargs="+", help="Silent-Face .pth state dicts (members, in order)")
     s.add_argument("--scales", type=float, nargs="+", help="crop scale per member (default: from the file names)")
     s.add_argument("--int8", action="store_true", help="full int8 (default: float32)")
+    s.add_argument("--features", action="store_true", help="output the members' 128-D features too (for a head)")
     s.add_argument("--calibration", help="--int8: PAD scan (scan.npz from pad-data) for calibration patches")
     s.add_argument("--count", type=int, default=300, help="calibration patches (default 300)")
     s.add_argument("-o", "--out", required=True, help="output .tflite (card next to it)")
@@ -422,6 +492,21 @@ def main(argv=None) -> int:
     s.add_argument("--scores", help="save the per-frame scores (.npz)")
     s.add_argument("--write-card", action="store_true", help="store the threshold and figures in the card")
     s.set_defaults(func=cmd_evaluate_liveness)
+
+    s = sub.add_parser("fit-liveness-head", help="learn the liveness card's head over its members, threshold and "
+                                                 "figures leave one source out (nested)")
+    s.add_argument("card", help="liveness card (.json) of a model with 2+ members")
+    s.add_argument("--scan", default="build/pad/scan.npz", help="PAD scan from pad-data")
+    s.add_argument("--quality", help="which faces the door judges (benchmarks/pad_stack.py quality)")
+    s.add_argument("--rule", choices=["pooled", "min"], default="pooled")
+    s.add_argument("--inputs", choices=["features", "log_odds"], default="features",
+                   help="what the head reads: the members' 128-D features (a model imported with --features) or "
+                        "their log-odds")
+    s.add_argument("--bpcer", type=float, default=0.05, help="the live share the threshold rule may reject")
+    s.add_argument("--cap", type=int, default=600, help="training frames per (source, label) at most")
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--write-card", action="store_true")
+    s.set_defaults(func=cmd_fit_liveness_head)
 
     s = sub.add_parser("fuse", help="a fused encoder card (score-level fusion of encoder cards; no new model)")
     s.add_argument("cards", nargs="+", help="member encoder cards (.json), in order, all in the output's folder")

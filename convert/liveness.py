@@ -32,7 +32,7 @@ DOOR_KINDS = ("nuaa", "frames")  # sources that look like a door camera (whole f
 
 def scan_patches(scan: dict, scales) -> np.ndarray:
     """The scan's cached patches for these crop scales, stacked as the model takes them."""
-    by_scale = {2.7: "crops_v2", 4.0: "crops_v1se"}
+    by_scale = {2.7: "crops_v2", 4.0: "crops_v1se", 8.0: "crops_wide"}
     try:
         return np.concatenate([scan[by_scale[float(s)]] for s in scales], axis=3)
     except KeyError:
@@ -40,7 +40,7 @@ def scan_patches(scan: dict, scales) -> np.ndarray:
 
 
 def import_minifasnet(pths, out: Path, scales=None, int8: bool = False, calibration: np.ndarray | None = None,
-                      command: str = "", log=print) -> dict:
+                      command: str = "", log=print, features: bool = False) -> dict:
     import keras
 
     from .quantize import to_tflite
@@ -49,7 +49,7 @@ def import_minifasnet(pths, out: Path, scales=None, int8: bool = False, calibrat
     if len(scales) != len(pths):
         raise SystemExit("give one --scales value per .pth")
     members = [load(p, CROP_SIZE) for p in pths]
-    model = stack(members, CROP_SIZE)
+    model = stack(members, CROP_SIZE, features=features)
     inp = keras.Input((CROP_SIZE, CROP_SIZE, 3 * len(members)), batch_size=1)
     single = keras.Model(inp, model(inp))
     if int8 and calibration is None:
@@ -75,7 +75,10 @@ def import_minifasnet(pths, out: Path, scales=None, int8: bool = False, calibrat
                  "definition": "per member: the detector's box scaled about its centre (less if the frame is too "
                                "small), shifted inside the frame, resized to size x size, bilinear; members' patches "
                                "stacked on the channel axis (edge.liveness.shifted_crop / stacked_patches)"},
-        "output": "3 logits per member (index 1 = live); P(live) = mean over members of softmax[1]",
+        "output": ("one vector: every member's 128-D feature (its 'linear' + 'bn' output), then every member's "
+                   "3 logits (index 1 = live)" if features else "3 logits per member (index 1 = live)")
+                  + "; P(live) = mean over members of softmax[1] unless the card has a head",
+        "outputs": {"features": 128 * len(members) if features else 0, "logits": 3 * len(members)},
         "members": [{"network": m.name, "crop_scale": s, "source": Path(p).name, "source_sha256": sha256_file(p)}
                     for m, s, p in zip(members, scales, pths)],
         "threshold": None,
@@ -133,3 +136,67 @@ def print_report(name: str, rep: dict, out=sys.stdout) -> None:
 
 def scan_digest(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+HEAD_SOURCES_KINDS = ("nuaa", "frames", "yolo")  # whole-frame webcam sources: what a door camera sees
+
+
+def model_logits(model_path, patches: np.ndarray, threads: int = 1) -> np.ndarray:
+    """The liveness model's output (features where it has them, then 3 logits per member) of
+    each stacked patch, batch of one as on the device."""
+    tfl = TFLiteModel(model_path, threads)
+    return np.stack([tfl.run(tfl.pixels(p))[0].reshape(-1) for p in patches])
+
+
+def fit_head(card, scan: dict, judged: np.ndarray | None, how: str = "pooled", bpcer: float = 0.05,
+             cap: int | None = 600, threads: int = 1, log=print, inputs: str = "log_odds") -> dict:
+    """The card's head (a logistic regression over the members' log-odds or their 128-D
+    features (``inputs``), every
+    (source, label) cell weighted equally) trained on every door-like source, its
+    threshold and the per-source figures, all leave one source out:
+
+    - the shipped threshold: for every source T, the head trained without T scores T's
+      live frames; the rule (``how``: ``pooled`` = ``bpcer`` of all of them with each
+      source weighted equally, ``min`` = no source above ``bpcer``) on those scores;
+    - per source S: the head trained without S, at the threshold the same rule gives
+      from heads trained without S and T on every other T (nested), with and without
+      the installation calibration (edge.calibration; first half of S's live frames).
+
+    ``judged``: which found faces the door would judge (quality gate, size), or None."""
+    from edge.liveness import member_log_odds
+
+    from .pad_stack import capped, cell_weights, fit_logistic, head_score, judge, nested_loso, rule, \
+        thresholds_nested
+
+    found = np.flatnonzero(scan["found"])
+    keep = found if judged is None else found[judged]
+    kinds = source_kinds(sorted(set(scan["source"][keep])))
+    door = sorted(s for s, k in kinds.items() if k in HEAD_SOURCES_KINDS)
+    keep = keep[np.isin(scan["source"][keep], door)]
+    log(f"scoring {len(keep)} door-source faces through {card.model_path.name}")
+    out = model_logits(card.model_path, scan_patches(scan, card.data["crop"]["scales"])[keep], threads)
+    n_logits = 3 * len(card.data["crop"]["scales"])
+    if inputs == "features" and out.shape[1] == n_logits:
+        raise SystemExit(f"{card.model_path.name} has no feature output: import it with --features")
+    x = out[:, :-n_logits] if inputs == "features" else member_log_odds(out[:, -n_logits:])
+    live, source = scan["live"][keep], scan["source"][keep]
+    _, seq_rank = np.unique(scan["sequence"][keep], return_inverse=True)
+    order = seq_rank.astype(np.int64) * 10**18 + scan["order"][keep].astype(np.int64) % 10**18
+    m = capped(np.ones(len(live), bool), live, source, cap)
+    head = fit_logistic(x[m], live[m].astype(float), cell_weights(live[m], source[m]))
+    nest = nested_loso(x, live, source, door, cap=cap)
+    without = {}
+    for t in door:  # the head trained without T, on T's live frames
+        mt = capped(source != t, live, source, cap)
+        h = fit_logistic(x[mt], live[mt].astype(float), cell_weights(live[mt], source[mt]))
+        without[t] = head_score(h, x[(source == t) & live])
+    shipped = rule(without, bpcer, how)
+    thr = thresholds_nested(nest, live, source, door, bpcer, how)
+    per = {}
+    for s in door:
+        ms = source == s
+        per[s] = {"plain": judge(nest["test"][s], live[ms], source[ms], order[ms], thr[s]),
+                  "calibrated": judge(nest["test"][s], live[ms], source[ms], order[ms], thr[s], calibrate=True)}
+    return {"head": {"inputs": inputs, "mean": head["mean"].tolist(), "std": head["std"].tolist(),
+                     "w": head["w"].tolist(), "b": head["b"]},
+            "threshold": shipped, "door_sources": door, "per_source": per, "rule": how, "bpcer": bpcer, "cap": cap}

@@ -138,15 +138,26 @@ def load(path, size: int = 80):
     return build(read_pth(path), size, name)
 
 
-def stack(members: list, size: int = 80, name: str = "facelatch_liveness"):
+FEATURE_LAYER = "bn_bn"  # build() names the BatchNorm after 'linear' like this: the 128-D feature
+FEATURES = 128
+
+
+def stack(members: list, size: int = 80, name: str = "facelatch_liveness", features: bool = False):
     """One model for several members: input (size, size, 3 * members) — the members'
-    patches stacked on the channel axis, in order — output their logits, concatenated."""
+    patches stacked on the channel axis, in order — output their logits, concatenated;
+    with ``features``, one output of every member's 128-D feature (in order) followed by
+    every member's 3 logits."""
     import keras
     from keras import layers
 
     inp = keras.Input((size, size, 3 * len(members)), name="patches")
-    outs = [m(layers.Lambda(lambda t, i=i: t[..., 3 * i:3 * i + 3], name=f"patch_{i}")(inp))
-            for i, m in enumerate(members)]
+    patches = [layers.Lambda(lambda t, i=i: t[..., 3 * i:3 * i + 3], name=f"patch_{i}")(inp) for i in range(len(members))]
+    if features:
+        both = [keras.Model(m.input, [m.get_layer(FEATURE_LAYER).output, m.output], name=f"{m.name}_{i}")(p)
+                for i, (m, p) in enumerate(zip(members, patches))]
+        return keras.Model(inp, layers.Concatenate(name="features_logits")([f for f, _ in both] + [z for _, z in both]),
+                           name=name)
+    outs = [m(p) for m, p in zip(members, patches)]
     return keras.Model(inp, outs[0] if len(outs) == 1 else layers.Concatenate(name="logits")(outs), name=name)
 
 

@@ -19,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .pad_eval import apcer_bpcer, attack_windows, pooled_threshold_for_bpcer, roc_auc, threshold_for_bpcer
+
 FEATURE_LAYER = "bn_bn"  # convert.minifasnet.build names the layer after 'linear' like this
+K, N = 3, 5  # the door's default liveness window: k of the last n frames (edge.config PolicyConfig)
 
 
 def feature_model(pth, size: int = 80):
@@ -130,3 +133,41 @@ def nested_loso(x, live, source, door, train_extra=None, l2: float = 1.0, cap: i
 
 def save_head(head: dict, path: Path) -> None:
     np.savez(path, **{k: np.asarray(v) for k, v in head.items()})
+
+
+def rule(live_by_source: dict, q: float, how: str) -> float:
+    """The threshold rule on tuning sources' live scores: ``min`` over sources of each
+    one's q-quantile (no tuning camera above q), or ``pooled`` (q of them all, each
+    source weighted equally)."""
+    if how == "min":
+        return min(threshold_for_bpcer(v, q) for v in live_by_source.values())
+    return pooled_threshold_for_bpcer(live_by_source, q)
+
+
+def thresholds_zero_shot(scores, live, source, door, q, how):
+    """Per door source S: the rule on the other door sources; and the rule on all."""
+    per = {t: scores[(source == t) & live] for t in door}
+    return ({s: rule({t: v for t, v in per.items() if t != s}, q, how) for s in door}, rule(per, q, how))
+
+
+def thresholds_nested(nest, live, source, door, q, how):
+    return {s: rule({t: nest["tune"][(s, t)][live[source == t]] for t in door if t != s}, q, how) for s in door}
+
+
+def judge(scores, live, source, order, thr, calibrate=False):
+    """APCER / BPCER / AUC / attack-window pass share of one source at ``thr``;
+    with ``calibrate`` the first half of its live frames (capture order) calibrate."""
+    idx_live = np.flatnonzero(live)
+    idx_live = idx_live[np.argsort(order[idx_live], kind="stable")]
+    test_live = scores[idx_live]
+    if calibrate:
+        half = len(idx_live) // 2
+        from edge.calibration import calibrated_threshold
+
+        thr = calibrated_threshold(scores[idx_live[:half]], thr)
+        test_live = scores[idx_live[half:]]
+    att = np.flatnonzero(~live)
+    att = att[np.argsort(order[att], kind="stable")]
+    apcer, bpcer = apcer_bpcer(test_live, scores[att], thr)
+    return {"threshold": float(thr), "apcer": apcer, "bpcer": bpcer, "auc": roc_auc(scores[live], scores[~live]),
+            "windows": attack_windows(scores[att] >= thr, N, K), "live": int(len(test_live)), "attack": int(len(att))}

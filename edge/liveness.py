@@ -63,22 +63,26 @@ def member_log_odds(logits: np.ndarray) -> np.ndarray:
 
 
 class LinearHead:
-    """The card's ``head``: P(live) = sigmoid(w . (x - mean) / std + b) over the members'
-    log-odds ``x`` — weights learned on many cameras' frames, leave one source out
-    (convert/pad_stack.py, benchmarks/pad_stack.py)."""
+    """The card's ``head``: P(live) = sigmoid(w . (x - mean) / std + b), where ``x`` is the
+    members' 128-D features (``inputs = "features"``) or their log-odds — weights learned
+    on many cameras' frames, leave one source out (convert/pad_stack.py,
+    benchmarks/pad_stack.py)."""
 
-    def __init__(self, head: dict, members: int):
+    def __init__(self, head: dict, members: int, features: int):
         try:
             self.mean, self.std, self.w = (np.asarray(head[k], float) for k in ("mean", "std", "w"))
             self.b = float(head["b"])
+            self.inputs = str(head.get("inputs", "log_odds"))
         except (KeyError, TypeError, ValueError):
-            raise FacelatchError("liveness card: head needs mean, std, w (one per member) and b") from None
-        if head.get("inputs", "log_odds") != "log_odds" or not (
-                self.mean.shape == self.std.shape == self.w.shape == (members,)) or not np.all(self.std > 0):
-            raise FacelatchError(f"liveness card: the head must take the {members} members' log-odds")
+            raise FacelatchError("liveness card: head needs mean, std, w and b") from None
+        size = {"log_odds": members, "features": features}.get(self.inputs)
+        if not size or not (self.mean.shape == self.std.shape == self.w.shape == (size,)) or not np.all(self.std > 0):
+            raise FacelatchError(f"liveness card: the head's {self.inputs!r} inputs do not fit the model "
+                                 f"({members} members, {features} feature values)")
 
-    def __call__(self, logits: np.ndarray) -> float:
-        z = float(((member_log_odds(logits) - self.mean) / self.std) @ self.w + self.b)
+    def __call__(self, features: np.ndarray, logits: np.ndarray) -> float:
+        x = features if self.inputs == "features" else member_log_odds(logits)
+        z = float(((x - self.mean) / self.std) @ self.w + self.b)
         return float(1 / (1 + np.exp(-np.clip(z, -30, 30))))
 
 
@@ -96,15 +100,18 @@ class Liveness:
         self.default_threshold = float(card.data["threshold"]["live_score"])  # the card's, for every camera
         self.threshold = self.default_threshold if threshold is None else float(threshold)
         self.model_sha256 = str(card.data["sha256"])
+        self.n_logits = 3 * len(self.scales)
+        self.n_features = int(card.data.get("outputs", {}).get("features", 0))
         head = card.data.get("head")
-        self.head = LinearHead(head, len(self.scales)) if head else None
+        self.head = LinearHead(head, len(self.scales), self.n_features) if head else None
 
     def patch(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         return stacked_patches(rgb, face.box, self.size, self.scales)
 
     def score_patch(self, patch: np.ndarray) -> float:
-        logits = self.model.run(self.model.pixels(patch))[0].reshape(-1)
-        return self.head(logits) if self.head is not None else float(live_probability(logits))
+        out = self.model.run(self.model.pixels(patch))[0].reshape(-1)
+        logits = out[-self.n_logits:]
+        return self.head(out[:-self.n_logits], logits) if self.head is not None else float(live_probability(logits))
 
     def score(self, rgb: np.ndarray, face: Face) -> float:
         return self.score_patch(self.patch(rgb, face))

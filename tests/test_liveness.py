@@ -126,3 +126,24 @@ def test_installer_check_on_the_camera(tmp_path):
     cfg.write_text(f'[camera]\nsource = "images"\ndevice = "{empty}"\npace = false\n')
     rc, out, err = run_cli("liveness", "--camera", "--config", cfg, "--seconds", "30")
     assert rc == 2 and "no face" in err
+
+
+def test_the_cards_head_is_checked_and_computed_as_written():
+    import numpy as np
+    import pytest
+
+    from edge.errors import FacelatchError
+    from edge.liveness import LinearHead, member_log_odds
+
+    rng = np.random.default_rng(0)
+    head = {"inputs": "features", "mean": rng.normal(size=6).tolist(), "std": rng.uniform(0.5, 2, 6).tolist(),
+            "w": rng.normal(size=6).tolist(), "b": 0.3}
+    h = LinearHead(head, members=2, features=6)
+    f, z = rng.normal(size=6), rng.normal(size=6)
+    want = 1 / (1 + np.exp(-(((f - np.array(head["mean"])) / np.array(head["std"])) @ np.array(head["w"]) + 0.3)))
+    assert h(f, z) == pytest.approx(want)
+    lo = LinearHead({**head, "inputs": "log_odds", "mean": [0, 0], "std": [1, 1], "w": [1, 2]}, members=2, features=6)
+    assert lo(f, z) == pytest.approx(1 / (1 + np.exp(-(member_log_odds(z) @ [1, 2] + 0.3))))
+    for bad in ({**head, "w": head["w"][:5]}, {**head, "std": [0.0] * 6}, {**head, "inputs": "pixels"}, {"w": 1}):
+        with pytest.raises(FacelatchError, match="liveness card"):
+            LinearHead(bad, members=2, features=6)

@@ -84,7 +84,9 @@ def test_our_minifasnet_conversion_equals_upstream_and_the_shipped_model():
     for p in sorted(DEMO.glob("*/*.jpg")):
         rgb = read_image(p)
         patches.append(liveness.patch(rgb, finder.find(rgb, chips="none")[0].face))
-    patches = np.stack(patches)
+    stacked = np.stack(patches)
+    patches = stacked[..., :3]  # the first member: MiniFASNetV2 on the 2.7x patch
+    assert liveness.scales[0] == 2.7
     keras_logits = load(MINIFAS)(patches.astype(np.float32)).numpy()
     # upstream arithmetic, written independently with torch.nn.functional (BGR input, as upstream feeds it)
     import sys
@@ -96,8 +98,9 @@ def test_our_minifasnet_conversion_equals_upstream_and_the_shipped_model():
              torch.load(MINIFAS, map_location="cpu", weights_only=True).items() if "num_batches" not in k}
     torch_logits = forward(state, torch.from_numpy(patches[..., ::-1].copy()).permute(0, 3, 1, 2).float()).numpy()
     assert np.abs(keras_logits - torch_logits).max() < 1e-4
-    shipped = np.array([liveness.score_patch(p) for p in patches])
-    assert np.abs(shipped - live_probability(keras_logits)).max() < 1e-5
+    shipped = np.stack([liveness.model.run(liveness.model.pixels(p))[0].reshape(-1)[-liveness.n_logits:][:3]
+                        for p in stacked])  # the shipped model's logits of that member
+    assert np.abs(live_probability(shipped) - live_probability(keras_logits)).max() < 1e-5
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
