@@ -142,7 +142,7 @@ class FacePipeline:
         (``complete``) where that can matter, see edge.secondlook."""
         self.finder.chip(rgb, r)
         if self.quality is not None:
-            r.quality = self.quality.check(rgb, r.face.box, r.landmarks)
+            r.quality = self.quality.check(rgb, r.face.box, r.landmarks, r.chip, self.finder.aligner)
         t0 = time.perf_counter()
         if self.liveness is not None:
             r.live_patch = self.liveness.patch(rgb, r.face)

@@ -131,6 +131,19 @@ def test_embed_recurses_directories(tmp_path):
     assert r["faces"] == 1 and len(r["embedding"]) == 128 and len(r["box"]) == 4 and r["det_score"] > 0.5
 
 
+def test_embed_first_look_is_the_chip_alone_and_says_so(pipeline):
+    from edge.pipeline import read_image
+
+    rc, out, err = run_cli("embed", "--look", "first", ENROLL[0])
+    assert rc == 0, err
+    [rec] = map(json.loads, out.splitlines())
+    r = pipeline.analyze(read_image(ENROLL[0]), look="first")[0]
+    first = np.array(rec["embedding"])
+    assert rec["look"] == "first" and np.allclose(first, r.embedding, atol=2e-6)
+    pipeline.complete(r)  # the full embedding (chip + mirror) is another vector
+    assert not np.allclose(first, r.embedding, atol=1e-3)
+
+
 def test_embed_keeps_going_past_a_bad_file(tmp_path):
     (tmp_path / "a_bad.jpg").write_text("nope")
     cv2.imwrite(str(tmp_path / "b_face.jpg"), cv2.imread(str(ENROLL[0])))
