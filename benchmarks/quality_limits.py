@@ -420,14 +420,18 @@ def write_cards(res: dict) -> None:
         card = load_card(models_dir() / f"{enc}.json", kind="encoder")
         data = dict(card.data)
         q = dict(data.get("quality") or {})
-        q.pop("not_limited", None)
+        fitted = list(r["fit"]["bins"])
+        if set(fitted) & {"sharpness", "face_px", "yaw", "pitch"}:
+            q.pop("not_limited", None)
         q["limits"] = r["limits"]
+        names = ", ".join(sorted(set(fitted) | set(q.get("limit_basis", {}))))
         if "chosen_on" in q and not q["chosen_on"].startswith("brightness, contrast:"):
             q["chosen_on"] = (f"brightness, contrast: {q['chosen_on']} (measured_on_eval_people: that gate alone); "
-                              "sharpness, size and pose: see limit_basis; every limit together: full_gate_on_eval_people")
-        if "chosen_on" not in q:
-            q["chosen_on"] = "no brightness or contrast limit (none fitted for this encoder); sharpness, size and pose: "\
-                             "see limit_basis"
+                              f"{names}: see limit_basis; every limit together: full_gate_on_eval_people")
+        elif "chosen_on" not in q:
+            q["chosen_on"] = f"no brightness or contrast limit (none fitted for this encoder); {names}: see limit_basis"
+        else:
+            q["chosen_on"] = q["chosen_on"].replace("sharpness, size and pose: see limit_basis", f"{names}: see limit_basis")
         q["limit_basis"] = {**q.get("limit_basis", {}), **{
             m: {"limit": r["fit"]["limits"][m], "data": DATA[m],
                 "tuning_people": "LFW people not in pairs.txt and even CelebA identities (pairs within one source)",
@@ -444,11 +448,15 @@ def write_cards(res: dict) -> None:
             for m in r["fit"]["bins"]}}
         q["full_gate_on_eval_people"] = {**q.get("full_gate_on_eval_people", {}),
             "note": "every limit together vs no gate; probes vs undegraded references the gate accepts (fmr_ref, tar) "
-                    "and among the probes (fmr_pair); lfweval/celebaeval = held-out people, *tune = tuning people",
+                    "and among the probes (fmr_pair); lfweval/celebaeval = held-out people, *tune = tuning people; "
+                    f"rows of the sets in this run's cache ({', '.join(sorted({k.split('/')[1] for k in r['check']}))}) "
+                    "were measured with every limit now in force, the others with the limits of their own run",
             **{k: {"faces": v["faces"], "judged": v["judged"],
                    **{g: {x: _round(y) for x, y in v[g].items()} for g in ("no_gate", "gate")}}
                for k, v in r["check"].items()}}  # sets not in this run's cache keep their earlier rows
         q["normal_faces_refused"] = r["refused"]
+        if r.get("lfw_pairs"):
+            q["lfw_pairs_through_the_gate"] = r["lfw_pairs"]
         data["quality"] = q
         write_json_atomic(card.path, data)
         print(f"updated {card.path}")

@@ -443,7 +443,7 @@ def test_the_door_examines_the_face_the_policy_counts(tmp_path, enrolled, monkey
     monkeypatch.setattr(door.pipeline, "analyze", lambda rgb, embed="largest", look="full": [square, narrow])
     examined = []
 
-    def examine(rgb, r, look="full"):
+    def examine(rgb, r, look="full", skip_poor=False):
         examined.append(r)
         dim = door.pipeline.encoder_card.data["embedding"]["dim"]
         r.embedding = np.full(dim, dim ** -0.5, np.float32)

@@ -135,6 +135,16 @@ def test_a_cut_off_face_loses_coverage_and_a_side_lit_one_gains_asymmetry(pipeli
     assert _chip_measures(pipeline, lit)["light_asymmetry"] > base["light_asymmetry"] + 0.2
 
 
+def test_the_door_spends_no_liveness_or_encoder_time_on_a_face_it_will_not_judge(pipeline, face):
+    rgb, _, _ = face
+    dark = (rgb * 0.06).astype(np.uint8)
+    [r] = pipeline.analyze(dark, embed="none")
+    pipeline.examine(dark, r, look="first", skip_poor=True)
+    assert not r.quality.ok and r.embedding is None and r.live_score is None and r.first_look is None
+    pipeline.examine(dark, r, look="first")  # every other caller still gets them
+    assert r.embedding is not None and (r.live_score is not None) == (pipeline.liveness is not None)
+
+
 def test_a_chip_limit_without_the_chip_is_an_error_not_a_pass(face):
     rgb, box, pts = face
     with pytest.raises(ValueError, match="chip_coverage"):
@@ -175,14 +185,14 @@ def test_card_limits_load_with_their_measured_basis(name):
     card = load_card(models_dir() / f"{name}.json", kind="encoder")
     gate = QualityGate.from_card(card)
     basis = card.data["quality"]["limit_basis"]
-    assert set(basis) == {"sharpness", "face_px", "yaw", "pitch"}
+    assert set(basis) == {"sharpness", "face_px", "yaw", "pitch", "chip_coverage", "light_asymmetry"}
     for measure, b in basis.items():
         fitted = [v for v in b["limit"]]
         if fitted != [None, None]:  # a limit in force is the fitted one
             assert tuple(fitted) == gate.limits[measure]
         assert b["bins"] and all(isinstance(x["fails"], bool) for x in b["bins"])
         assert "rule" in b and "data" in b
-    for measure in ("sharpness", "face_px", "pitch"):  # measured on data for both encoders
+    for measure in ("sharpness", "face_px", "pitch", "chip_coverage", "light_asymmetry"):  # fitted for both encoders
         assert measure in gate.limits
 
 
