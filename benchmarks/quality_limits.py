@@ -333,11 +333,11 @@ def main():
                     help="also score LFW pairs.txt 10-fold through the gate on this cache's lfw set (e.g. "
                          "build/emb_centred from benchmarks/lfw_centred.py); repeatable")
     args = ap.parse_args()
-    from edge.modelcard import load_card, models_dir
+    from edge.modelcard import ENCODER_KINDS, load_card, models_dir
 
     res = {}
     for enc in args.encoders:
-        card = load_card(models_dir() / f"{enc}.json", kind="encoder")
+        card = load_card(models_dir() / f"{enc}.json", kind=ENCODER_KINDS)
         t = next(r["distance"] for r in card.data["thresholds"] if r["fmr"] == ROW)
         sets = load_sets(args.cache, args.lfw, enc)
         f = fit(sets, enc, t, args.measures)
@@ -414,10 +414,10 @@ def _round(x):
 
 def write_cards(res: dict) -> None:
     from convert.card import write_json_atomic
-    from edge.modelcard import load_card, models_dir
+    from edge.modelcard import ENCODER_KINDS, load_card, models_dir
 
     for enc, r in res.items():
-        card = load_card(models_dir() / f"{enc}.json", kind="encoder")
+        card = load_card(models_dir() / f"{enc}.json", kind=ENCODER_KINDS)
         data = dict(card.data)
         q = dict(data.get("quality") or {})
         fitted = list(r["fit"]["bins"])
