@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DEMO, job_output, run_cli
+from conftest import DEMO, host_only, job_output, run_cli
 
 ENROLL = [DEMO / "enroll/obama.jpg", DEMO / "enroll/obama2.jpg"]
 
@@ -131,6 +131,7 @@ def test_embed_recurses_directories(tmp_path):
     assert r["faces"] == 1 and len(r["embedding"]) == 128 and len(r["box"]) == 4 and r["det_score"] > 0.5
 
 
+@host_only  # CLI wiring; the first look itself is the pipeline's, tested in test_secondlook
 def test_embed_first_look_is_the_chip_alone_and_says_so(pipeline):
     from edge.pipeline import read_image
 
