@@ -96,7 +96,7 @@ def run_facelatch(frames, threads, seconds, encoder, door=False):
 
     def quality(s):
         if pipe.quality is not None:
-            s["quality"] = pipe.quality.check(s["rgb"], s["face"].box, s["landmarks"])
+            s["quality"] = pipe.quality.check(s["rgb"], s["face"].box, s["landmarks"], s["chip"], f.aligner)
 
     def embed(s):
         if door and pipe.embedder.flip:
@@ -122,6 +122,38 @@ def run_facelatch(frames, threads, seconds, encoder, door=False):
     if door:
         st["second_looks"] = seconds_looked
     return st
+
+
+def run_embed_cli(frames, threads, seconds, encoder, extra=()):
+    """``facelatch embed`` itself, in process (its real argument parsing, image reading and
+    JSON output, sent to /dev/null) on the frames written as JPEG files: per frame = the
+    time for 6 + N paths minus the time for 6 (which holds model loading), over N; runs
+    until ``seconds`` are spent, at least three times."""
+    import contextlib
+    import tempfile
+
+    from edge.cli import main as cli_main
+
+    with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as null:
+        files = []
+        for i, jpeg in enumerate(frames):
+            files.append(Path(tmp) / f"frame{i}.jpg")
+            files[-1].write_bytes(jpeg)
+
+        def timed(n):
+            argv = ["--encoder", str(encoder), "--threads", str(threads), "embed", *extra, *map(str, (files * n)[:n])]
+            t0 = time.perf_counter()
+            with contextlib.redirect_stdout(null):
+                if cli_main(argv):
+                    raise SystemExit("facelatch embed failed")
+            return time.perf_counter() - t0
+
+        timed(len(files))  # warm-up
+        per_frame, t_end, n = [], time.perf_counter() + seconds, 20 * len(files)
+        while time.perf_counter() < t_end or len(per_frame) < 3:
+            base = timed(len(files))
+            per_frame.append(1000 * (timed(len(files) + n) - base) / n)
+    return {"total": per_frame, "batches": [len(per_frame)]}
 
 
 def run_peer(frames, models: Path, seconds):
@@ -180,12 +212,16 @@ def worker(args):
     if args.which in ("facelatch", "facelatch-door"):
         st = run_facelatch(frames, args.threads, args.seconds, args.encoder, door=args.which == "facelatch-door")
         looked = st.pop("second_looks", None)
+    elif args.which in ("facelatch-embed", "facelatch-embed-first"):
+        st = run_embed_cli(frames, args.threads, args.seconds, args.encoder,
+                           ["--look", "first"] if args.which.endswith("first") else [])
     elif args.which == "opencv":
         cv2.setNumThreads(args.threads)
         st = run_opencv(frames, Path(args.yunet), Path(args.sface_onnx), args.seconds)
     else:
         st = run_peer(frames, Path(args.dlib_models), args.seconds)
-    out = {"stages": {k: stats(v) for k, v in st.items()}, "frames": len(st["total"]),
+    batches = st.pop("batches", [None])[0]
+    out = {"stages": {k: stats(v) for k, v in st.items()}, "frames": len(st["total"]), "batches": batches,
            **({"second_looks": looked} if looked else {}),
            "fps": 1000 / float(np.mean(st["total"])),
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -242,6 +278,7 @@ def main():
     ap.add_argument("--cores", type=int, nargs="+", default=[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--frames-file")
+    ap.add_argument("--embed-first", action="store_true", help="also time `facelatch embed --look first`")
     args = ap.parse_args()
     if args.worker:
         args.which = args.worker
@@ -259,11 +296,16 @@ def main():
               "frame_size": "640x480, one face, JPEG q90 (from the bundled images)"}
     result["facelatch_1_thread"] = sub("facelatch", [0], 1, str(ff), args)
     result["facelatch_door_1_thread"] = sub("facelatch-door", [0], 1, str(ff), args)
+    result["facelatch_embed_1_thread"] = sub("facelatch-embed", [0], 1, str(ff), args)
+    if args.embed_first:
+        result["facelatch_embed_first_1_thread"] = sub("facelatch-embed-first", [0], 1, str(ff), args)
     result["peer_1_core"] = sub("peer", [0], 1, str(ff), args)
     result["facelatch_2_threads"] = sub("facelatch", [0, 1], 2, str(ff), args)
     result["peer_2_cores"] = sub("peer", [0, 1], 1, str(ff), args)
     result["fps_ratio_one_core"] = result["facelatch_1_thread"]["fps"] / result["peer_1_core"]["fps"]
     result["fps_ratio_door_one_core"] = result["facelatch_door_1_thread"]["fps"] / result["peer_1_core"]["fps"]
+    result["embed_ratio_one_core"] = (result["peer_1_core"]["stages"]["total"]["median_ms"]
+                                      / result["facelatch_embed_1_thread"]["stages"]["total"]["median_ms"])
     result["encoder"] = str(args.encoder)
     if args.yunet and args.sface_onnx:
         result["opencv_1_core"] = sub("opencv", [0], 1, str(ff), args)
@@ -337,6 +379,14 @@ def markdown(r: dict) -> str:
         e = r["encoder_int8_vs_float"]
         lines += ["", "| encoder, one inference, 1 thread | median / p95 (ms) | size (MB) |", "|---|---|---|"]
         lines += [f"| {k} | {v['median_ms']:.2f} / {v['p95_ms']:.2f} | {v['size_mb']:.1f} |" for k, v in e.items()]
+    for key, what in (("facelatch_embed_1_thread", "`facelatch embed`"),
+                      ("facelatch_embed_first_1_thread", "`facelatch embed --look first`")):
+        e = r.get(key)
+        if e:
+            ms = e["stages"]["total"]["median_ms"]
+            lines += ["", f"{what} (the CLI in process, JSON to /dev/null; median of {e['batches']} batches of "
+                          f"{20 * r['frames']} frames): **{ms:.2f} ms** per frame, the peer's frame "
+                          f"{b['stages']['total']['median_ms']:.2f} ms: **{b['stages']['total']['median_ms'] / ms:.1f}x**."]
     if d and d.get("second_looks"):
         done, of = d["second_looks"]
         lines += ["", f"Door path: the second look ran on {done} of {of} frames of this set."]

@@ -17,7 +17,7 @@ few with several images, then single images), ``lfweval`` pairs.txt people with 
 images, ``celebatune`` even CelebA identities with several images, ``celebaeval`` odd ones.
 Each set is cached like benchmarks/embed_cache.py (``OUT/<deg>_<group>__faces.npz`` with
 ``source`` (the undegraded image's key in the lfw / celeba cache), ``kind`` and ``level``,
-and ``OUT/<deg>_<group>__<encoder>.npz``).
+``OUT/<deg>_<group>__<encoder>.npz`` and the chip measures ``OUT/<deg>_<group>__chipq.npz``).
 
     nice -n 10 python benchmarks/degraded_faces.py --groups lfwtune lfweval --per-group 800 --degradations sharp small
     nice -n 10 python benchmarks/degraded_faces.py --groups celebatune --per-group 400   # and celebaeval
@@ -35,7 +35,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.dark_faces import darken  # noqa: E402
-from benchmarks.embed_cache import QUALITY, embed_chip_and_mirror, find_face, save_faces, save_raw  # noqa: E402
+from benchmarks.embed_cache import (QUALITY, chip_quality, embed_chip_and_mirror, find_face,  # noqa: E402
+                                    save_chip_quality, save_faces, save_raw)
 from convert.lfw import people, read_pairs  # noqa: E402
 from edge.align import Aligner  # noqa: E402
 from edge.embed import Embedder  # noqa: E402
@@ -117,15 +118,9 @@ def groups(lfw: Path, cache: Path, per_group: int) -> dict:
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--lfw", type=Path, default=Path("../shared/data/lfw"))
-    ap.add_argument("--celeba", type=Path, default=Path("../shared/data/celeba-aligned-10k"))
-    ap.add_argument("--cache", type=Path, default=Path("build/emb"), help="holds lfw__faces.npz, celeba__faces.npz")
-    ap.add_argument("--groups", nargs="+", default=["lfwtune", "lfweval", "celebatune", "celebaeval"])
-    ap.add_argument("--degradations", nargs="+", default=["sharp", "small", "dark"])
-    ap.add_argument("--per-group", type=int, default=500)
-    args = ap.parse_args()
+def build(args, versions, skip=lambda deg, source: False, seed_offset=lambda deg: 0) -> None:
+    """Every (group, degradation) set of ``args`` through the device pipeline into the cache.
+    ``versions(deg, i, rgb, key, source, face_px, rng)`` yields (kind, level, degraded image)."""
     roots = {"lfw": args.lfw / "images", "celeba": args.celeba}
     cards = [load_card(models_dir() / f"{e}.json", kind="encoder") for e in ENCODERS]
     finder = FaceFinder(Aligner.from_card(cards[0]))
@@ -135,23 +130,25 @@ def main():
     for group in args.groups:
         source, items = chosen[group]
         for deg in args.degradations:
-            if deg == "dark" and source == "lfw":
+            if skip(deg, source):
                 continue
             rows, land, qual, found = [], [], [], []
             raws = {card.data["name"]: [] for card in cards}
+            chipq = {card.data["name"]: [] for card in cards}
             for i, (key, label, face_px) in enumerate(items):
                 rgb = read_image(roots[source] / key)
-                rng = np.random.default_rng(i + (10 ** 6 if "eval" in group else 0))
-                for kind, level, img in versions(deg, i, rgb, face_px, rng):
+                rng = np.random.default_rng(i + (10 ** 6 if "eval" in group else 0) + seed_offset(deg))
+                for kind, level, img in versions(deg, i, rgb, key, source, face_px, rng):
                     face = find_face(finder, img)
                     rows.append((f"{key}#{kind}{level:g}", label, key, kind, level))
                     found.append(face is not None)
                     land.append(face[0] if face else np.zeros((468, 2), np.float32))
                     qual.append(face[1] if face else [0.0] * len(QUALITY))
                     for card, aligner, embedder in stages:
-                        raws[card.data["name"]].append(
-                            embed_chip_and_mirror(aligner, embedder, img, face[0]) if face
-                            else np.zeros((2, embedder.dim), np.float32))
+                        name = card.data["name"]
+                        raws[name].append(embed_chip_and_mirror(aligner, embedder, img, face[0]) if face
+                                          else np.zeros((2, embedder.dim), np.float32))
+                        chipq[name].append(chip_quality(aligner, img, face[0]) if face else (0.0, 0.0))
             name = f"{deg}_{group}"
             keys, labels, sources, kinds, levels = zip(*rows)
             save_faces(args.cache / f"{name}__faces.npz", keys, labels, np.array(found), np.array(qual, np.float32),
@@ -159,8 +156,26 @@ def main():
                        level=np.array(levels, np.float32))
             for card in cards:
                 save_raw(args.cache, name, card, np.array(raws[card.data["name"]], np.float32))
+            save_chip_quality(args.cache, name, chipq)
             print(f"{name}: {len(rows)} images from {len(items)} sources, {sum(found)} faces found, "
                   f"{time.time() - t0:.0f} s", flush=True)
+
+
+def arguments(degradations: list[str], per_group: int) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lfw", type=Path, default=Path("../shared/data/lfw"))
+    ap.add_argument("--celeba", type=Path, default=Path("../shared/data/celeba-aligned-10k"))
+    ap.add_argument("--cache", type=Path, default=Path("build/emb"), help="holds lfw__faces.npz, celeba__faces.npz")
+    ap.add_argument("--groups", nargs="+", default=["lfwtune", "lfweval", "celebatune", "celebaeval"])
+    ap.add_argument("--degradations", nargs="+", default=degradations)
+    ap.add_argument("--per-group", type=int, default=per_group)
+    return ap
+
+
+def main():
+    args = arguments(["sharp", "small", "dark"], 500).parse_args()
+    build(args, lambda deg, i, rgb, key, source, face_px, rng: versions(deg, i, rgb, face_px, rng),
+          skip=lambda deg, source: deg == "dark" and source == "lfw")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 Each image is detected and landmarked once; every encoder then cuts its own chip
 (its card's alignment) and embeds it and its mirror image; the raw outputs of both
 are kept, so flip-averaging can be decided afterwards.  The quality measures
-(edge.quality) of the face are kept too.  Output: ``OUT/<set>__faces.npz`` (found, landmarks,\nquality; reused by later runs) and ``OUT/<set>__<encoder>.npz`` (raw outputs).
+(edge.quality) of the face are kept too.  Output: ``OUT/<set>__faces.npz`` (found, landmarks,\nquality; reused by later runs), ``OUT/<set>__<encoder>.npz`` (raw outputs) and
+``OUT/<set>__chipq.npz`` (per encoder: the chip measures of edge.quality.chip_measures,
+CHIP_QUALITY order; ``--chip-quality-only`` adds them to an existing cache).
 
     nice -n 10 python benchmarks/embed_cache.py lfw ../shared/data/lfw \
         --encoders facelatch_dlib_resnet_int8 facelatch_sface_int8 --out build/emb
@@ -26,9 +28,10 @@ from edge.align import Aligner  # noqa: E402
 from edge.embed import Embedder  # noqa: E402
 from edge.modelcard import load_card, models_dir  # noqa: E402
 from edge.pipeline import FaceFinder, _card_path, read_image  # noqa: E402
-from edge.quality import measure  # noqa: E402
+from edge.quality import chip_measures, measure  # noqa: E402
 
 QUALITY = ("face_px", "brightness", "contrast", "sharpness", "yaw", "pitch")
+CHIP_QUALITY = ("chip_coverage", "light_asymmetry")  # per encoder: they depend on its chip
 
 
 def find_face(finder: FaceFinder, rgb: np.ndarray):
@@ -45,6 +48,19 @@ def embed_chip_and_mirror(aligner: Aligner, embedder: Embedder, rgb: np.ndarray,
     """(2, dim): the encoder's raw output for the face's chip and for its mirror image."""
     chip = aligner.chip(rgb, landmarks)
     return np.stack([embedder._once(chip), embedder._once(np.ascontiguousarray(chip[:, ::-1]))])
+
+
+def chip_quality(aligner: Aligner, rgb: np.ndarray, landmarks: np.ndarray) -> tuple:
+    """The encoder's chip measures (CHIP_QUALITY order) of one face."""
+    m = chip_measures(aligner.chip(rgb, landmarks), aligner, landmarks, rgb.shape)
+    return tuple(m[k] for k in CHIP_QUALITY)
+
+
+def save_chip_quality(out: Path, name: str, per_encoder: dict) -> Path:
+    path = out / f"{name}__chipq.npz"
+    np.savez_compressed(path, names=np.array(CHIP_QUALITY),
+                        **{enc: np.array(v, np.float32).reshape(-1, len(CHIP_QUALITY)) for enc, v in per_encoder.items()})
+    return path
 
 
 def save_faces(path: Path, keys, labels, found, quality, landmarks, **extra) -> None:
@@ -81,6 +97,8 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("build/emb"))
     ap.add_argument("--name", help="set name in the cache (default: kind)")
     ap.add_argument("--limit", type=int)
+    ap.add_argument("--chip-quality-only", action="store_true",
+                    help="add the chip measures (CHIP_QUALITY) of every encoder to an existing set; no embedding")
     args = ap.parse_args()
     paths, labels = images(args.kind, args.root)
     if args.limit:
@@ -109,15 +127,25 @@ def main():
                 print(f"faces: {i}/{n} images, {time.time() - t0:.0f} s", flush=True)
         save_faces(faces_file, [f"{p.parent.name}/{p.name}" for p in paths], labels, found, quality, landmarks)
         print(f"wrote {faces_file}: {found.sum()} of {n} faces found, {time.time() - t0:.0f} s", flush=True)
-    for card in cards:
-        aligner, embedder = Aligner.from_card(card), Embedder(card)
+    aligners = {card.data["name"]: Aligner.from_card(card) for card in cards}
+    chipq = {enc: np.zeros((n, len(CHIP_QUALITY)), np.float32) for enc in aligners}
+    if args.chip_quality_only:
+        for i in np.flatnonzero(found):
+            rgb = read_image(paths[i])
+            for enc, aligner in aligners.items():
+                chipq[enc][i] = chip_quality(aligner, rgb, landmarks[i])
+    for card in [] if args.chip_quality_only else cards:
+        aligner, embedder = aligners[card.data["name"]], Embedder(card)
         raw = np.zeros((n, 2, embedder.dim), np.float32)
         for i in np.flatnonzero(found):
-            raw[i] = embed_chip_and_mirror(aligner, embedder, read_image(paths[i]), landmarks[i])
+            rgb = read_image(paths[i])
+            raw[i] = embed_chip_and_mirror(aligner, embedder, rgb, landmarks[i])
+            chipq[card.data["name"]][i] = chip_quality(aligner, rgb, landmarks[i])
             if i % 1000 == 0:
                 print(f"{card.data['name']}: {i}/{n} images, {time.time() - t0:.0f} s", flush=True)
         out = save_raw(args.out, name, card, raw)
         print(f"wrote {out}, {time.time() - t0:.0f} s", flush=True)
+    print(f"wrote {save_chip_quality(args.out, name, chipq)}, {time.time() - t0:.0f} s", flush=True)
 
 if __name__ == "__main__":
     main()

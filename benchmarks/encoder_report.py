@@ -59,7 +59,24 @@ class FaceSet:
         self.quality = dict(zip(z["quality_names"], z["quality"].T))
         self.landmarks = z["landmarks"]
         self.raw = {f.name.split("__")[1][:-4]: np.load(f)["raw"] for f in sorted(cache.glob(f"{name}__*.npz"))
-                    if not f.name.endswith("__faces.npz")}
+                    if not f.name.endswith(("__faces.npz", "__chipq.npz"))}
+        chipq = cache / f"{name}__chipq.npz"  # per encoder (benchmarks/embed_cache.py CHIP_QUALITY)
+        self.chip_quality = {}
+        if chipq.exists():
+            z = np.load(chipq)
+            self.chip_quality = {enc: dict(zip(z["names"], z[enc].T)) for enc in z.files if enc != "names"}
+
+    def quality_for(self, encoder: str) -> dict:
+        """The face measures and ``encoder``'s chip measures (a fused card: the least chip coverage of
+        its members and its first member's light asymmetry, as edge.fusion.FusedAligner measures them)."""
+        members = fusion_members(encoder)
+        if members:
+            per = [self.chip_quality.get(m, {}) for m, _ in members]
+            chip = ({"chip_coverage": np.minimum.reduce([p["chip_coverage"] for p in per]),
+                     "light_asymmetry": per[0]["light_asymmetry"]} if all(per) else {})
+        else:
+            chip = self.chip_quality.get(encoder, {})
+        return {**self.quality, **chip}
 
     def embeddings(self, encoder: str, flip: bool = True) -> np.ndarray:
         """L2-normalized (N, dim).  A fused card's members (or "fusion:W" = W dlib + (1 - W) SFace):

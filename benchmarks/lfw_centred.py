@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.embed_cache import QUALITY, embed_chip_and_mirror, save_faces  # noqa: E402
+from benchmarks.embed_cache import (QUALITY, chip_quality, embed_chip_and_mirror, save_chip_quality,  # noqa: E402
+                                    save_faces)
 from edge.align import Aligner  # noqa: E402
 from edge.embed import Embedder  # noqa: E402
 from edge.modelcard import load_card, models_dir  # noqa: E402
@@ -44,7 +45,10 @@ def main():
     z = np.load(args.cache / "lfw__faces.npz")
     keys, labels, found = z["keys"], z["labels"], z["found"].copy()
     quality, landmarks = z["quality"].copy(), z["landmarks"].copy()
-    encoders = sorted(f.name.split("__")[1][:-4] for f in args.cache.glob("lfw__*.npz") if f.name != "lfw__faces.npz")
+    encoders = sorted(f.name.split("__")[1][:-4] for f in args.cache.glob("lfw__*.npz")
+                      if f.name not in ("lfw__faces.npz", "lfw__chipq.npz"))
+    chipq_file = args.cache / "lfw__chipq.npz"
+    chipq = {e: np.load(chipq_file)[e].copy() for e in encoders} if chipq_file.exists() else None
     raws = {e: np.load(args.cache / f"lfw__{e}.npz")["raw"].copy() for e in encoders}
     cards = {e: load_card(models_dir() / f"{e}.json", kind="encoder") for e in encoders}
     stages = {e: (Aligner.from_card(c), Embedder(c)) for e, c in cards.items()}
@@ -64,11 +68,15 @@ def main():
         quality[i] = [q[k] for k in QUALITY]
         for e, (aligner, embedder) in stages.items():
             raws[e][i] = embed_chip_and_mirror(aligner, embedder, rgb, best.landmarks)
+            if chipq is not None:
+                chipq[e][i] = chip_quality(aligner, rgb, best.landmarks)
         changed += 1
         print(f"{keys[i]}: chosen face {off[i]:.0f} px off centre -> {np.linalg.norm(best.landmarks.mean(0) - centre):.0f} px")
     save_faces(args.out / "lfw__faces.npz", keys, labels, found, quality, landmarks)
     for e in encoders:
         np.savez_compressed(args.out / f"lfw__{e}.npz", raw=raws[e], sha256=cards[e].sha256)
+    if chipq is not None:
+        save_chip_quality(args.out, "lfw", chipq)
     print(f"{len(flagged)} of {int(found.sum())} LFW faces more than {args.off:g} px off centre; {changed} re-cut "
           f"with the face nearest the centre -> {args.out}")
 

@@ -1,10 +1,13 @@
-"""Quality-gate limits for sharpness, size and pose, measured per encoder card, and the
-full gate checked on held-out people.
+"""Quality-gate limits for sharpness, size, pose, chip coverage and lighting asymmetry,
+measured per encoder card, and the full gate checked on held-out people.
 
 Data (caches from benchmarks/embed_cache.py and benchmarks/degraded_faces.py):
 - sharpness: real faces blurred (Gaussian, motion, down-then-up) at 5 levels (``sharp_*``);
 - face_px: real faces scaled down whole (``small_*``);
-- yaw, pitch: the real, undegraded LFW and CelebA faces binned by their own landmarks.
+- yaw, pitch: the real, undegraded LFW and CelebA faces binned by their own landmarks;
+- chip_coverage: real faces cropped tight and scaled up, grey (``cutoff_*``,
+  benchmarks/frame_faces.py);
+- light_asymmetry: real faces under a synthetic directional side light (``sidelight_*``).
 Tuning people: LFW people not in pairs.txt and even CelebA identities; held-out people:
 LFW pairs.txt people and odd CelebA identities (dark LFW: benchmarks/dark_faces.py).
 
@@ -24,8 +27,11 @@ Empty bins are skipped.  (Round 2 revision by the lead: the first version failed
 the point estimate alone; its SFace pitch limit rested on one bin at 2.06e-4 and refused
 8.4 % of normal LFW and 15.7 % of CelebA frames -- 13 and 66 people never judged at all.
 Both versions' figures are in BENCHMARKS.md.)
-Sharpness and face_px (blur and distance only lower them): the limit is the upper edge of
-the highest failing bin.  Pose: going outward from the median of the undegraded faces, the
+chip_coverage is binned over the tight and the wide crops and the undegraded tuning faces
+together, light_asymmetry over the side-lit and the undegraded faces (the wide crops and
+undegraded faces fill the bins of typical values; pairs never mix two sets).  Sharpness, face_px and chip_coverage (blur, distance and cropping only lower them): the
+limit is the upper edge of the highest failing bin.  light_asymmetry (side light only raises
+it): the lower edge of the lowest failing bin above the median undegraded face.  Pose: going outward from the median of the undegraded faces, the
 limit is the inner edge of the first failing bin (|yaw|: yaw within +-limit; pitch: both
 sides).  So a face is judged only where the FMR was measured to hold.
 
@@ -54,8 +60,13 @@ EDGES = {
     "face_px": [0, 10.5, 13.5, 17, 21.5, 27, 35, 48, np.inf],  # one bin per level of degraded_faces.SMALL_PX
     "yaw": [0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.8, np.inf],  # |yaw|
     "pitch": [-np.inf, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, np.inf],
+    "chip_coverage": [0, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99, np.inf],
+    "light_asymmetry": [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, np.inf],
 }
-DEGRADED = {"sharpness": "sharp", "face_px": "small"}
+DEGRADED = {"sharpness": "sharp", "face_px": "small", "chip_coverage": "cutoff"}  # lowered by their degradation
+RAISED = {"light_asymmetry": "sidelight"}  # raised by its degradation
+DEGRADATIONS = ("sharp", "small", "dark", "cutoff", "cutwide", "sidelight")
+POOLED = {"chip_coverage": ("cutwide", "normal"), "light_asymmetry": ("normal",)}  # binned with the degraded faces
 
 
 class Group:
@@ -63,13 +74,13 @@ class Group:
     reference faces of the same people set."""
 
     def __init__(self, probes: FaceSet, refs: FaceSet, ref_mask: np.ndarray, encoder: str, sources=None):
-        self.q = {k: v for k, v in probes.quality.items()}
+        self.q = probes.quality_for(encoder)
         self.found, self.labels = probes.found, probes.labels
         self.sources = probes.keys if sources is None else sources
         self.E = probes.embeddings(encoder)
         m = ref_mask & refs.found
         self.R, self.rl, self.rk = refs.embeddings(encoder)[m], refs.labels[m], refs.keys[m]
-        self.ref_q = {k: v[m] for k, v in refs.quality.items()}
+        self.ref_q = {k: v[m] for k, v in refs.quality_for(encoder).items()}
 
     def counts(self, t: float, probe: np.ndarray, refs: np.ndarray | None = None) -> dict:
         """Pair counts at distance <= t: the probes (mask) against the references (mask,
@@ -141,6 +152,9 @@ def choose(measure: str, table: list[dict], centre: float) -> list:
     if measure in DEGRADED:  # blur and size only ever lower a measure: above the highest failing bin
         failing = [_hi(b) for b in table if b["fails"]]
         return [float(max(failing)) if failing else None, None]
+    if measure in RAISED:  # side light only raises it: below the lowest failing bin above the typical face
+        failing = [b["bin"][0] for b in table if b["fails"] and b["bin"][0] >= centre]
+        return [None, float(min(failing)) if failing else None]
     below = [b for b in table if b["fails"] and _hi(b) <= centre]
     above = [b for b in table if b["fails"] and b["bin"][0] >= centre]
     inside = [b for b in table if b["fails"] and b["bin"][0] < centre < _hi(b)]
@@ -167,7 +181,9 @@ def fit(sets: dict, encoder: str, t: float, measures=("sharpness", "face_px", "y
     tar0 = rates(tar0_c)["tar"]
     out = {"tar_undegraded_tuning": tar0, "limits": {}, "bins": {}}
     for measure in measures:
-        groups = [g[DEGRADED.get(measure, "normal")] for g in tune.values() if DEGRADED.get(measure, "normal") in g]
+        deg = DEGRADED.get(measure) or RAISED.get(measure) or "normal"
+        groups = [g[deg] for g in tune.values() if deg in g]
+        groups += [g[x] for x in POOLED.get(measure, ()) for g in tune.values() if x in g]
         table = bins(groups, measure, t, tar0)
         centre = float(np.median(np.concatenate([value(g, measure)[g.found] for g in (x["normal"] for x in tune.values())])))
         out["limits"][measure] = choose(measure, table, centre)
@@ -180,7 +196,7 @@ def per_level(sets: dict, t: float) -> dict:
     out = {}
     for src in ("lfw", "celeba"):
         for split in ("tune", "eval"):
-            for deg in ("sharp", "small"):
+            for deg in ("sharp", "small", "cutoff", "cutwide", "sidelight"):
                 g = sets[src][split].get(deg)
                 if g is None:
                     continue
@@ -212,7 +228,7 @@ def check(sets: dict, encoder: str, t: float, limits: dict) -> dict:
         for split in ("eval", "tune"):
             g = sets[src][split]
             ref_ok = judged(g["normal"].ref_q, limits)
-            for deg in ("sharp", "small", "dark", "normal"):
+            for deg in DEGRADATIONS + ("normal",):
                 if deg not in g:
                     continue
                 p = g[deg]
@@ -225,14 +241,15 @@ def check(sets: dict, encoder: str, t: float, limits: dict) -> dict:
     return out
 
 
-def refused(cache: Path, limits: dict) -> dict:
+def refused(cache: Path, limits: dict, encoder: str) -> dict:
     out = {}
     for src in ("lfw", "celeba"):
         s = FaceSet(cache, src)
-        ok = judged(s.quality, limits)
+        q = s.quality_for(encoder)
+        ok = judged(q, limits)
         first = {}
         for name, lim in limits.items():
-            first[name] = int((s.found & ~judged(s.quality, {name: lim})).sum())
+            first[name] = int((s.found & ~judged(q, {name: lim})).sum())
         names, inverse, counts = np.unique(s.labels, return_inverse=True, return_counts=True)
         several = counts[inverse] > 1  # people with several images: is every one of them refused?
         kept = np.bincount(inverse, weights=(s.found & ok).astype(float), minlength=len(names))
@@ -241,6 +258,30 @@ def refused(cache: Path, limits: dict) -> dict:
                     "of_them_every_image_refused": int(((counts > 1) & (kept == 0)).sum()),
                     "images_of_several_refused": int((several & s.found & ~ok).sum())}
     return out
+
+
+def lfw_pairs(cache: Path, lfw: Path, encoder: str, limits: dict) -> dict:
+    """LFW pairs.txt 10-fold through the gate: how many of its images and pairs the gate
+    judges, and the accuracy with a refused face counted as never matching (as at the door;
+    a face not found likewise) and on the pairs whose both faces are judged."""
+    from convert.metrics import kfold_accuracy
+
+    s = FaceSet(cache, "lfw")
+    row = {k: i for i, k in enumerate(s.keys)}
+    ok = judged(s.quality_for(encoder), limits) & s.found
+    e = s.embeddings(encoder)
+    pairs = read_pairs(lfw / "pairs.txt")
+    a, b = np.array([row[p.a] for p in pairs]), np.array([row[p.b] for p in pairs])
+    same, fold = np.array([p.same for p in pairs]), np.array([p.fold for p in pairs])
+    d = 1 - np.einsum("ij,ij->i", e[a], e[b])
+    both_found = s.found[a] & s.found[b]
+    both = ok[a] & ok[b]
+    images = np.unique(np.concatenate([a, b]))
+    return {"images": int(len(images)), "images_judged": int(ok[images].sum()), "pairs": len(pairs),
+            "pairs_judged": int(both.sum()),
+            "accuracy_no_gate": float(kfold_accuracy(np.where(both_found, d, 9.0), same, fold)[0].mean()),
+            "accuracy_refused_never_match": float(kfold_accuracy(np.where(both, d, 9.0), same, fold)[0].mean()),
+            "accuracy_judged_pairs": float(kfold_accuracy(d[both], same[both], fold[both])[0].mean())}
 
 
 def load_sets(cache: Path, lfw: Path, encoder: str) -> dict:
@@ -255,7 +296,7 @@ def load_sets(cache: Path, lfw: Path, encoder: str) -> dict:
         sets[src] = {}
         for split, mask in (("eval", ev), ("tune", ~ev)):
             g = {"normal": Group(_subset(normal, mask), normal, mask, encoder)}
-            for deg in ("sharp", "small", "dark"):
+            for deg in DEGRADATIONS:
                 name = f"{deg}_{src}{split}"
                 if (cache / f"{name}__faces.npz").exists():
                     fs = FaceSet(cache, name)
@@ -275,6 +316,7 @@ def _subset(fs: FaceSet, mask: np.ndarray) -> FaceSet:
     sub.keys, sub.labels, sub.found = fs.keys[mask], fs.labels[mask], fs.found[mask]
     sub.quality = {k: v[mask] for k, v in fs.quality.items()}
     sub.raw = {k: v[mask] for k, v in fs.raw.items()}
+    sub.chip_quality = {e: {k: v[mask] for k, v in q.items()} for e, q in fs.chip_quality.items()}
     return sub
 
 
@@ -287,12 +329,15 @@ def main():
     ap.add_argument("--measures", nargs="+", default=["sharpness", "face_px", "yaw", "pitch"])
     ap.add_argument("--fit-only", action="store_true", help="print the tuning bins and limits, nothing held out")
     ap.add_argument("--write-cards", action="store_true", help="write the limits and their basis into the cards")
+    ap.add_argument("--lfw-pairs-cache", type=Path, action="append", default=[],
+                    help="also score LFW pairs.txt 10-fold through the gate on this cache's lfw set (e.g. "
+                         "build/emb_centred from benchmarks/lfw_centred.py); repeatable")
     args = ap.parse_args()
-    from edge.modelcard import load_card, models_dir
+    from edge.modelcard import ENCODER_KINDS, load_card, models_dir
 
     res = {}
     for enc in args.encoders:
-        card = load_card(models_dir() / f"{enc}.json", kind="encoder")
+        card = load_card(models_dir() / f"{enc}.json", kind=ENCODER_KINDS)
         t = next(r["distance"] for r in card.data["thresholds"] if r["fmr"] == ROW)
         sets = load_sets(args.cache, args.lfw, enc)
         f = fit(sets, enc, t, args.measures)
@@ -300,10 +345,11 @@ def main():
             print_report(enc, {"threshold": t, "fit": f, "limits": {}, "check": {}, "refused": {}})
             continue
         old = (card.data.get("quality") or {}).get("limits", {})
-        limits = {**{k: v for k, v in old.items() if k in ("brightness", "contrast")},
+        limits = {**{k: v for k, v in old.items() if k not in args.measures},  # limits not refitted in this run stay
                   **{k: v for k, v in f["limits"].items() if v != [None, None]}}
         res[enc] = {"threshold": t, "fit": f, "limits": limits, "per_level": per_level(sets, t),
-                    "check": check(sets, enc, t, limits), "refused": refused(args.cache, limits)}
+                    "check": check(sets, enc, t, limits), "refused": refused(args.cache, limits, enc),
+                    "lfw_pairs": {str(c): lfw_pairs(c, args.lfw, enc, limits) for c in args.lfw_pairs_cache}}
         print_report(enc, res[enc])
     args.json.write_text(json.dumps(res, indent=1, default=float))
     print(f"wrote {args.json}")
@@ -335,6 +381,11 @@ def print_report(enc: str, r: dict) -> None:
         print(f"    {k:20} judged {row['judged']}/{row['faces']}  FMR_ref {_fmt(a['fmr_ref'])} -> {_fmt(b['fmr_ref'])}  "
               f"FMR_pair {_fmt(a['fmr_pair'])} -> {_fmt(b['fmr_pair'])} ({b['pair_imp']:,})  "
               f"TAR {_fmt(a['tar'], True)} -> {_fmt(b['tar'], True)}")
+    for c, x in r.get("lfw_pairs", {}).items():
+        print(f"  LFW pairs.txt ({c}): images judged {x['images_judged']}/{x['images']}, pairs with both judged "
+              f"{x['pairs_judged']}/{x['pairs']}; 10-fold no gate {100 * x['accuracy_no_gate']:.2f} %, refused never "
+              f"match {100 * x['accuracy_refused_never_match']:.2f} %, judged pairs only "
+              f"{100 * x['accuracy_judged_pairs']:.2f} %")
     for src, x in r["refused"].items():
         print(f"  normal {src}: refused {x['refused']}/{x['faces']} ({100 * x['refused'] / x['faces']:.2f} %) {x['by_measure']}; "
               f"people with several images: {x['of_them_every_image_refused']}/{x['people_with_several_images']} "
@@ -347,6 +398,13 @@ DATA = {
     "face_px": "real faces whose whole image was scaled down to a 56-12 px face box by benchmarks/degraded_faces.py",
     "yaw": "the real, undegraded LFW and CelebA faces binned by their own FaceMesh landmarks",
     "pitch": "the real, undegraded LFW and CelebA faces binned by their own FaceMesh landmarks",
+    "chip_coverage": "real faces cropped tight and scaled up, grey (issue 22's crop rows 70-180 x columns 80-170 "
+                     "to 168x192 and a looser one on LFW; crops 0.85-2.2 of the face's landmark extent, centred, and "
+                     "shifted by a quarter of it) by benchmarks/frame_faces.py, binned together with the undegraded "
+                     "faces",
+    "light_asymmetry": "real faces under a synthetic directional side light (a Lambertian cylinder across the "
+                       "face, light at 30-110 degrees from the front, random side, ambient 0.03-0.2, gain 1.0-1.6 "
+                       "with clipping, gamma 0.8-1.25) by benchmarks/frame_faces.py, binned together with the undegraded faces",
 }
 
 
@@ -356,21 +414,25 @@ def _round(x):
 
 def write_cards(res: dict) -> None:
     from convert.card import write_json_atomic
-    from edge.modelcard import load_card, models_dir
+    from edge.modelcard import ENCODER_KINDS, load_card, models_dir
 
     for enc, r in res.items():
-        card = load_card(models_dir() / f"{enc}.json", kind="encoder")
+        card = load_card(models_dir() / f"{enc}.json", kind=ENCODER_KINDS)
         data = dict(card.data)
         q = dict(data.get("quality") or {})
-        q.pop("not_limited", None)
+        fitted = list(r["fit"]["bins"])
+        if set(fitted) & {"sharpness", "face_px", "yaw", "pitch"}:
+            q.pop("not_limited", None)
         q["limits"] = r["limits"]
+        names = ", ".join(sorted(set(fitted) | set(q.get("limit_basis", {}))))
         if "chosen_on" in q and not q["chosen_on"].startswith("brightness, contrast:"):
             q["chosen_on"] = (f"brightness, contrast: {q['chosen_on']} (measured_on_eval_people: that gate alone); "
-                              "sharpness, size and pose: see limit_basis; every limit together: full_gate_on_eval_people")
-        if "chosen_on" not in q:
-            q["chosen_on"] = "no brightness or contrast limit (none fitted for this encoder); sharpness, size and pose: "\
-                             "see limit_basis"
-        q["limit_basis"] = {
+                              f"{names}: see limit_basis; every limit together: full_gate_on_eval_people")
+        elif "chosen_on" not in q:
+            q["chosen_on"] = f"no brightness or contrast limit (none fitted for this encoder); {names}: see limit_basis"
+        else:
+            q["chosen_on"] = q["chosen_on"].replace("sharpness, size and pose: see limit_basis", f"{names}: see limit_basis")
+        q["limit_basis"] = {**q.get("limit_basis", {}), **{
             m: {"limit": r["fit"]["limits"][m], "data": DATA[m],
                 "tuning_people": "LFW people not in pairs.txt and even CelebA identities (pairs within one source)",
                 "rule": f"bins of the measured value; a bin fails when it has < {MIN_IMPOSTORS:,} probe-reference "
@@ -383,14 +445,18 @@ def write_cards(res: dict) -> None:
                         f"bin going outward from the typical face (benchmarks/quality_limits.py)",
                 "bins": [{k: _round(b[k]) for k in ("bin", "faces", "ref_imp", "fmr_ref", "pair_imp", "fmr_pair", "gen",
                                                     "tar", "fails")} for b in r["fit"]["bins"][m]]}
-            for m in ("sharpness", "face_px", "yaw", "pitch")}
-        q["full_gate_on_eval_people"] = {
+            for m in r["fit"]["bins"]}}
+        q["full_gate_on_eval_people"] = {**q.get("full_gate_on_eval_people", {}),
             "note": "every limit together vs no gate; probes vs undegraded references the gate accepts (fmr_ref, tar) "
-                    "and among the probes (fmr_pair); lfweval/celebaeval = held-out people, *tune = tuning people",
+                    "and among the probes (fmr_pair); lfweval/celebaeval = held-out people, *tune = tuning people; "
+                    f"rows of the sets in this run's cache ({', '.join(sorted({k.split('/')[1] for k in r['check']}))}) "
+                    "were measured with every limit now in force, the others with the limits of their own run",
             **{k: {"faces": v["faces"], "judged": v["judged"],
                    **{g: {x: _round(y) for x, y in v[g].items()} for g in ("no_gate", "gate")}}
-               for k, v in r["check"].items()}}
+               for k, v in r["check"].items()}}  # sets not in this run's cache keep their earlier rows
         q["normal_faces_refused"] = r["refused"]
+        if r.get("lfw_pairs"):
+            q["lfw_pairs_through_the_gate"] = r["lfw_pairs"]
         data["quality"] = q
         write_json_atomic(card.path, data)
         print(f"updated {card.path}")

@@ -423,17 +423,20 @@ def cmd_compare(args) -> int:
 
 
 def cmd_embed(args) -> int:
-    pipe = _pipeline(args)
+    # embed reports no quality and no liveness: neither stage runs (edge.quality still gates
+    # enroll, verify and the door)
+    pipe = FacePipeline(args.encoder, threads=args.threads, liveness=None, quality=False)
     errors = 0
     for path in list_images(args.paths):
         try:
-            found = pipe.analyze(read_image(path))
+            found = pipe.analyze(read_image(path), look=args.look)
         except FacelatchError as e:
             print(f"facelatch: {e}", file=sys.stderr)
             print(json.dumps({"path": str(path), "error": str(e)}), flush=True)
             errors += 1
             continue
-        rec = {"path": str(path), "faces": len(found), "box": None, "det_score": None, "embedding": None}
+        rec = {"path": str(path), "faces": len(found), "box": None, "det_score": None, "embedding": None,
+               **({"look": "first"} if args.look == "first" and pipe.embedder.flip else {})}
         if found:
             f = found[0]
             rec["box"] = [round(float(v), 1) for v in f.face.box]
@@ -749,6 +752,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = command("embed", help="one JSON line per image: faces, box, score, embedding of the largest face")
     s.add_argument("paths", nargs="+", help="images or folders (recursed)")
     s.add_argument("--json", action="store_true", help="JSON lines (the only output format)")
+    s.add_argument("--look", choices=["full", "first"], default="full",
+                   help="full (default): the card's embedding (chip and mirror averaged, what its thresholds were "
+                        "measured on); first: the chip alone, half the encoder's time (records say \"look\": \"first\")")
     s.set_defaults(func=cmd_embed)
 
     s = command("liveness", help="one line per image: P(live) of the largest face and the decision; "

@@ -114,7 +114,7 @@ class Door:
             i = self.policy.judged(frame.t, frame.wall, boxes)
             if i is None:
                 return FrameResult(frame.t, boxes)
-            face = self.pipeline.examine(frame.rgb, found[i], look="first")
+            face = self.pipeline.examine(frame.rgb, found[i], look="first", skip_poor=True)
             if face.quality is not None and not face.quality.ok:  # no decision: not a face to judge
                 self.refused = face.quality
                 return FrameResult(frame.t, boxes if len(boxes) > 1 else [],

@@ -31,11 +31,16 @@ class FusedAligner:
     def __init__(self, aligners: list[Aligner]):
         self.aligners = list(aligners)
         self.size = max(a.size for a in self.aligners)
+        self.face_region = self.aligners[0].face_region  # the first member's chip is the fused chip's left block
 
     def chip(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         chips = [a.chip(rgb, landmarks) for a in self.aligners]
         return np.concatenate([np.pad(c, ((0, self.size - c.shape[0]), (0, 0), (0, 0)), mode="edge") for c in chips],
                               axis=1)
+
+    def coverage(self, landmarks: np.ndarray, frame_shape) -> float:
+        """The least covered member chip's coverage (edge.align.Aligner.coverage)."""
+        return min(a.coverage(landmarks, frame_shape) for a in self.aligners)
 
 
 class FusedEmbedder:

@@ -63,23 +63,20 @@ def weighted_nms(corners: np.ndarray, points: np.ndarray, scores: np.ndarray, io
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares similarity (rotation, uniform scale, translation; no reflection)
-    mapping points ``src`` (N, 2) onto ``dst`` (N, 2) — Umeyama (1991).
+    mapping points ``src`` (N, 2) onto ``dst`` (N, 2) — Umeyama (1991), in its 2-D
+    closed form: with both point sets centred, the best c R (c >= 0, R a rotation) is
+    [[a, -b], [b, a]] with a = sum(s . d) / sum |s|^2 and b = sum(s x d) / sum |s|^2
+    (the same optimum as the SVD solution, without the SVD; it runs twice per frame).
     Returns the 2x3 matrix M with dst ≈ M @ [x, y, 1]."""
     src = np.asarray(src, np.float64)
     dst = np.asarray(dst, np.float64)
     mu_s, mu_d = src.mean(0), dst.mean(0)
     s, d = src - mu_s, dst - mu_d
-    cov = d.T @ s / len(src)
-    u, sigma, vt = np.linalg.svd(cov)
-    sign = np.eye(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[1, 1] = -1
-    rot = u @ sign @ vt
-    var_s = (s ** 2).sum() / len(src)
-    scale = np.trace(np.diag(sigma) @ sign) / var_s
-    m = np.zeros((2, 3))
-    m[:, :2] = scale * rot
-    m[:, 2] = mu_d - scale * rot @ mu_s
+    norm = float((s * s).sum())
+    a = float((s * d).sum()) / norm
+    b = float((s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()) / norm
+    m = np.array([[a, -b, 0.0], [b, a, 0.0]])
+    m[:, 2] = mu_d - m[:, :2] @ mu_s
     return m
 
 
@@ -89,5 +86,36 @@ def apply_affine(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 
 def invert_affine(m: np.ndarray) -> np.ndarray:
-    a = np.linalg.inv(m[:, :2])
+    (p, q), (r, t) = m[:, :2]
+    det = p * t - q * r
+    a = np.array([[t, -q], [-r, p]]) / det
     return np.hstack([a, (-a @ m[:, 2])[:, None]])
+
+
+def polygon_area(poly: np.ndarray) -> float:
+    """Area of a simple polygon (N, 2), either winding (shoelace formula)."""
+    p = np.asarray(poly, np.float64)
+    if len(p) < 3:
+        return 0.0
+    q = np.concatenate([p[1:], p[:1]])  # each vertex's successor
+    return float(abs(p[:, 0] @ q[:, 1] - p[:, 1] @ q[:, 0]) / 2)
+
+
+def clip_to_rect(poly: np.ndarray, width: float, height: float) -> np.ndarray:
+    """The part of a convex polygon (N, 2) inside the rectangle [0, width] x [0, height]
+    (Sutherland-Hodgman, one half-plane per side); (0, 2) when nothing is inside."""
+    pts = [tuple(p) for p in np.asarray(poly, np.float64)]
+    for axis, limit, keep_below in ((0, 0.0, False), (0, float(width), True), (1, 0.0, False), (1, float(height), True)):
+        inside = (lambda p: p[axis] <= limit) if keep_below else (lambda p: p[axis] >= limit)
+        out = []
+        for i, cur in enumerate(pts):
+            prev = pts[i - 1]
+            if inside(cur) != inside(prev):  # the edge crosses this side: add the crossing point
+                t = (limit - prev[axis]) / (cur[axis] - prev[axis])
+                out.append((prev[0] + t * (cur[0] - prev[0]), prev[1] + t * (cur[1] - prev[1])))
+            if inside(cur):
+                out.append(cur)
+        pts = out
+        if not pts:
+            break
+    return np.array(pts, np.float64).reshape(-1, 2)

@@ -135,14 +135,18 @@ class FacePipeline:
             self.examine(rgb, r, look)
         return results
 
-    def examine(self, rgb: np.ndarray, r: FaceResult, look: str = "full") -> FaceResult:
+    def examine(self, rgb: np.ndarray, r: FaceResult, look: str = "full", skip_poor: bool = False) -> FaceResult:
         """Landmarks, chip, quality, liveness and embedding of one found face (set on
         ``r``, returned).  ``look="first"``: embed the chip alone when the card
         averages it with its mirror; the caller completes the embedding
-        (``complete``) where that can matter, see edge.secondlook."""
+        (``complete``) where that can matter, see edge.secondlook.  ``skip_poor``: a
+        face that fails the quality gate gets neither liveness nor an embedding (the
+        door, which does not judge it anyway)."""
         self.finder.chip(rgb, r)
         if self.quality is not None:
-            r.quality = self.quality.check(rgb, r.face.box, r.landmarks)
+            r.quality = self.quality.check(rgb, r.face.box, r.landmarks, r.chip, self.finder.aligner)
+            if skip_poor and not r.quality.ok:
+                return r
         t0 = time.perf_counter()
         if self.liveness is not None:
             r.live_patch = self.liveness.patch(rgb, r.face)

@@ -1,9 +1,10 @@
 """Face quality: is this face good enough to be judged at all?
 
-A face too dark, too flat, too blurred, too small or turned too far is neither a
-match nor a failed attempt: the frame gets "no decision".  The measures are cheap
-(a 64x64 grey crop of the detector's box and ratios of FaceMesh points) and the
-limits come from the encoder's model card (``quality`` block), where they are
+A face too dark, too flat, too blurred, too small, turned too far, cut off by the
+frame's edge or lit harshly from one side is neither a match nor a failed attempt:
+the frame gets "no decision".  The measures are cheap (a 64x64 grey crop of the
+detector's box, ratios of FaceMesh points, the alignment warp against the frame's
+bounds and the two halves of the aligned chip) and the limits come from the encoder's model card (``quality`` block), where they are
 recorded with the data they were measured on (benchmarks/quality_limits.py).  Enrolment
 applies the same gate: a face too poor to judge is not enrolled either.
 """
@@ -57,6 +58,28 @@ def measure(rgb: np.ndarray, box, landmarks: np.ndarray) -> dict:
     return out
 
 
+def light_asymmetry(chip: np.ndarray, region) -> float:
+    """|mean(left) - mean(right)| / (mean(left) + mean(right)) of the grey levels of the
+    chip's face ``region`` (top, bottom, left, middle, right; edge.align.face_region):
+    0 for even light, towards 1 when one half is dark.  A ratio, so overall brightness
+    and exposure cancel out."""
+    top, bottom, left, middle, right = region
+    grey = cv2.cvtColor(np.ascontiguousarray(chip[top:bottom, left:right]), cv2.COLOR_RGB2GRAY)
+    a, b = float(grey[:, :middle - left].mean()), float(grey[:, middle - left:].mean())
+    return abs(a - b) / (a + b) if a + b > 0 else 0.0
+
+
+def chip_measures(chip: np.ndarray, aligner, landmarks: np.ndarray, frame_shape) -> dict:
+    """The measures of the aligned chip (``aligner``: edge.align.Aligner or a fused one):
+
+    - ``chip_coverage``: the share of the chip's area inside the frame (1: the whole
+      chip is image; a face cut off by the frame's edge, e.g. standing very close,
+      has less: the rest of its chip is repeated border pixels);
+    - ``light_asymmetry``: left/right brightness asymmetry of its face region."""
+    return {"chip_coverage": round(aligner.coverage(landmarks, frame_shape), 4),
+            "light_asymmetry": round(light_asymmetry(chip, aligner.face_region), 4)}
+
+
 @dataclass
 class Quality:
     ok: bool
@@ -65,9 +88,11 @@ class Quality:
 
 
 class QualityGate:
-    """``check(rgb, box, landmarks) -> Quality``: every measure within the card's limits.
+    """``check(rgb, box, landmarks, chip, aligner) -> Quality``: every measure within the
+    card's limits.
 
-    ``limits``: {measure: [low, high]} (either end may be None)."""
+    ``limits``: {measure: [low, high]} (either end may be None).  The chip measures
+    (``chip_measures``) need the chip and the aligner that cut it."""
 
     def __init__(self, limits: dict):
         self.limits = {k: (v[0], v[1]) for k, v in limits.items()}
@@ -77,9 +102,14 @@ class QualityGate:
         q = card.data.get("quality")
         return cls(q["limits"]) if q else None
 
-    def check(self, rgb: np.ndarray, box, landmarks: np.ndarray) -> Quality:
+    def check(self, rgb: np.ndarray, box, landmarks: np.ndarray, chip: np.ndarray | None = None,
+              aligner=None) -> Quality:
         m = measure(rgb, box, landmarks)
+        if chip is not None and aligner is not None:
+            m.update(chip_measures(chip, aligner, landmarks, rgb.shape))
         for name, (low, high) in self.limits.items():
+            if name not in m:
+                raise ValueError(f"the quality limit on {name} needs the face's chip and aligner")
             value = m[name]
             if low is not None and value < low:
                 return Quality(False, f"{name} {value:g} < {low:g}", m)

@@ -58,3 +58,20 @@ def crops() -> dict:
     """Face crops of the bundled photos, detected once per test process (copies: a test
     may draw on them)."""
     return {name: c.copy() for name, c in _crops().items()}
+
+
+def side_lit(crop: np.ndarray, low: float = 0.05, gain: float = 1.3) -> np.ndarray:
+    """A face crop (``crops()``) lit harshly from its right: a ramp from ``low`` on the
+    face's left side to full light past its middle, overexposed by ``gain`` (clipped)."""
+    w = crop.shape[1]
+    shade = np.clip((np.arange(w) - 0.375 * w) / (0.25 * w), low, 1.0) * gain
+    return np.clip(crop * shade[None, :, None], 0, 255).astype(np.uint8)
+
+
+def close_up(crop: np.ndarray, keep: float) -> np.ndarray:
+    """A 640x480 frame filled by the middle ``keep`` of a face crop: a person standing so
+    close to the camera that the frame cuts their face off."""
+    h, w = crop.shape[:2]
+    cw, ch = keep * w, keep * w * 0.75
+    x0, y0 = round((w - cw) / 2), round((h - ch) / 2)
+    return cv2.resize(crop[y0:y0 + round(ch), x0:x0 + round(cw)], (640, 480), interpolation=cv2.INTER_LINEAR)

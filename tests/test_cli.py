@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DEMO, job_output, run_cli
+from conftest import DEMO, host_only, job_output, run_cli
 
 ENROLL = [DEMO / "enroll/obama.jpg", DEMO / "enroll/obama2.jpg"]
 
@@ -129,6 +129,20 @@ def test_embed_recurses_directories(tmp_path):
     assert recs["group_photo.jpg"]["faces"] == 6
     r = recs["obama3.jpg"]
     assert r["faces"] == 1 and len(r["embedding"]) == 128 and len(r["box"]) == 4 and r["det_score"] > 0.5
+
+
+@host_only  # CLI wiring; the first look itself is the pipeline's, tested in test_secondlook
+def test_embed_first_look_is_the_chip_alone_and_says_so(pipeline):
+    from edge.pipeline import read_image
+
+    rc, out, err = run_cli("embed", "--look", "first", ENROLL[0])
+    assert rc == 0, err
+    [rec] = map(json.loads, out.splitlines())
+    r = pipeline.analyze(read_image(ENROLL[0]), look="first")[0]
+    first = np.array(rec["embedding"])
+    assert rec["look"] == "first" and np.allclose(first, r.embedding, atol=2e-6)
+    pipeline.complete(r)  # the full embedding (chip + mirror) is another vector
+    assert not np.allclose(first, r.embedding, atol=1e-3)
 
 
 def test_embed_keeps_going_past_a_bad_file(tmp_path):

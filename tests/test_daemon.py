@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import DEMO, ROOT, scaled
-from frames import crops, frame, write_demo_template, write_sequence
+from frames import close_up, crops, frame, side_lit, write_demo_template, write_sequence
 
 from edge import config as config_mod
 from edge.camera import CameraError, ImageFolder
@@ -408,6 +408,26 @@ def test_a_face_too_poor_to_judge_is_audited_only_where_it_could_count(tmp_path,
     assert audit(state) == []
 
 
+def test_cut_off_and_side_lit_faces_are_no_decision_with_the_reason_named(tmp_path, enrolled, faces, pipeline):
+    """The enrolled person standing so close that the frame cuts their face off, then lit
+    harshly from one side: each run of such frames is one "no_decision" record naming the
+    measure and the card's limit, and nothing unlocks."""
+    import cv2
+
+    limits = pipeline.quality.limits
+    close = close_up(faces["obama"], 0.45)
+    lit = frame(side_lit(faces["obama"]))
+    for img, measure in ((close, "chip_coverage"), (lit, "light_asymmetry")):  # the frames cross the card's limits
+        assert pipeline.analyze(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))[0].quality.reason.startswith(measure)
+    cfg, state = setup_door(tmp_path, enrolled, [close, close, frame(), lit, lit])
+    run(str(cfg))
+    reasons = [d["reason"] for d in decisions(state, "no_decision")]
+    low, high = limits["chip_coverage"][0], limits["light_asymmetry"][1]
+    assert len(reasons) == 2 and not decisions(state, "unlock"), reasons
+    assert reasons[0].startswith("quality: chip_coverage ") and reasons[0].endswith(f" < {low:g}")
+    assert reasons[1].startswith("quality: light_asymmetry ") and reasons[1].endswith(f" > {high:g}")
+
+
 def test_the_door_examines_the_face_the_policy_counts(tmp_path, enrolled, monkeypatch):
     """Of a square face under min_face_px and a narrower one at it, the largest detected
     is the square one; the policy counts the narrow one, and the door examines that."""
@@ -423,7 +443,7 @@ def test_the_door_examines_the_face_the_policy_counts(tmp_path, enrolled, monkey
     monkeypatch.setattr(door.pipeline, "analyze", lambda rgb, embed="largest", look="full": [square, narrow])
     examined = []
 
-    def examine(rgb, r, look="full"):
+    def examine(rgb, r, look="full", skip_poor=False):
         examined.append(r)
         dim = door.pipeline.encoder_card.data["embedding"]["dim"]
         r.embedding = np.full(dim, dim ** -0.5, np.float32)

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DEMO, run_cli
-from edge.quality import QualityGate, measure
+from conftest import DEMO, host_only, run_cli
+from edge.quality import QualityGate, light_asymmetry, measure
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,112 @@ def test_verify_reports_a_too_dark_face_as_no_decision(tmp_path, pipeline):
     assert recs[1]["decision"] == "match"
 
 
+# --- chip coverage and lighting asymmetry (issue 22): synthetic geometry, then a real face ---
+
+from edge.align import Aligner, chip_coverage  # noqa: E402
+from edge.geometry import clip_to_rect, polygon_area  # noqa: E402
+
+
+def test_clipping_a_polygon_to_the_frame():
+    square = np.array([[-5, -5], [5, -5], [5, 5], [-5, 5]], float)
+    assert polygon_area(square) == pytest.approx(100)
+    assert polygon_area(clip_to_rect(square, 100, 100)) == pytest.approx(25)  # one quadrant inside
+    assert polygon_area(clip_to_rect(square + 50, 100, 100)) == pytest.approx(100)
+    assert len(clip_to_rect(square - 20, 100, 100)) == 0
+    diamond = np.array([[0, -10], [10, 0], [0, 10], [-10, 0]], float) + [10, 0]  # half above y = 0
+    assert polygon_area(clip_to_rect(diamond, 100, 100)) == pytest.approx(100)
+
+
+def _warp(scale: float, angle_deg: float, centre) -> np.ndarray:
+    """Image-to-chip warp for a 100 px chip whose centre sits at image point ``centre``."""
+    a = np.radians(angle_deg)
+    r = scale * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return np.hstack([r, (np.array([49.5, 49.5]) - r @ np.asarray(centre, float))[:, None]])
+
+
+def test_chip_coverage_is_the_share_of_the_chip_inside_the_frame():
+    frame = (480, 640, 3)
+    assert chip_coverage(_warp(1.0, 0, (320, 240)), 100, frame) == pytest.approx(1.0)
+    assert chip_coverage(_warp(1.0, 0, (-0.5, 240)), 100, frame) == pytest.approx(0.5)  # centred on the left edge
+    assert chip_coverage(_warp(1.0, 0, (-0.5, -0.5)), 100, frame) == pytest.approx(0.25)  # on the corner
+    assert chip_coverage(_warp(0.5, 30, (320, 240)), 100, frame) == pytest.approx(1.0)  # 200 px chip, rotated
+    assert chip_coverage(_warp(1.0, 45, (-0.5, 240)), 100, frame) == pytest.approx(0.5)  # a diamond, halved
+    assert chip_coverage(_warp(1.0, 0, (-200, 240)), 100, frame) == 0.0
+    assert chip_coverage(_warp(0.1, 0, (320, 240)), 100, frame) == pytest.approx(480 * 640 / 1000 ** 2)
+
+
+def test_a_fused_chip_is_as_covered_as_its_least_covered_member(face):
+    from edge.fusion import FusedAligner
+
+    rgb, _, pts = face
+    small = Aligner([33, 263, 1], [[30.0, 50.0], [80.0, 50.0], [55.0, 70.0]], 112)
+    wide = Aligner([33, 263, 1], [[50.0, 60.0], [60.0, 60.0], [55.0, 64.0]], 112)  # the face tiny in a wide chip
+    fused = FusedAligner([small, wide])
+    edge_frame = rgb[:, : int(pts[:, 0].max())]  # the frame ends at the face's right side
+    covered = [a.coverage(pts, edge_frame.shape) for a in (small, wide)]
+    assert covered[1] < covered[0] and fused.coverage(pts, edge_frame.shape) == min(covered)
+    assert fused.face_region == small.face_region
+
+
+def test_light_asymmetry_compares_the_halves_whatever_the_exposure():
+    chip = np.full((112, 112, 3), 120, np.uint8)
+    region = (20, 100, 10, 56, 102)
+    assert light_asymmetry(chip, region) == 0.0
+    chip[:, :56] = 40
+    assert light_asymmetry(chip, region) == pytest.approx(80 / 160, abs=0.01)
+    assert light_asymmetry(chip // 2, region) == pytest.approx(light_asymmetry(chip, region), abs=0.01)
+    assert light_asymmetry(np.zeros_like(chip), region) == 0.0
+
+
+def test_the_face_region_is_the_templates_face(pipeline):
+    a = pipeline.finder.aligner
+    top, bottom, left, middle, right = a.face_region
+    t = np.asarray(a.aligners[0].template if hasattr(a, "aligners") else a.template)
+    assert 0 <= top < t[:, 1].min() < t[:, 1].max() < bottom <= a.size
+    assert 0 <= left < t[:, 0].min() < middle < t[:, 0].max() < right
+    assert abs((middle - left) - (right - middle)) <= 2
+
+
+def _chip_measures(pipeline, rgb):
+    found = pipeline.analyze(rgb)
+    assert found
+    return found[0].quality.measures
+
+
+def test_a_cut_off_face_loses_coverage_and_a_side_lit_one_gains_asymmetry(pipeline, face):
+    if pipeline.quality is None:
+        pytest.skip("the default encoder's card has no quality limits")
+    rgb, box, _ = face
+    base = _chip_measures(pipeline, rgb)
+    assert base["chip_coverage"] == 1.0 and base["light_asymmetry"] < 0.15
+    x, y, w, h = (int(v) for v in box)  # the frame ends at the face's box: a person standing very close
+    tight = cv2.resize(rgb[y:y + h, x:x + w], (2 * w, 2 * h))
+    assert _chip_measures(pipeline, tight)["chip_coverage"] < 0.8
+    shade = np.clip((np.arange(rgb.shape[1]) - x - w / 4) / (w / 2), 0.05, 1.0)  # left of the face dark, right lit
+    lit = np.clip(rgb * shade[None, :, None] * 1.3, 0, 255).astype(np.uint8)
+    assert _chip_measures(pipeline, lit)["light_asymmetry"] > base["light_asymmetry"] + 0.2
+
+
+def test_the_door_spends_no_liveness_or_encoder_time_on_a_face_it_will_not_judge(pipeline, face):
+    rgb, _, _ = face
+    dark = (rgb * 0.06).astype(np.uint8)
+    [r] = pipeline.analyze(dark, embed="none")
+    pipeline.examine(dark, r, look="first", skip_poor=True)
+    assert not r.quality.ok and r.embedding is None and r.live_score is None and r.first_look is None
+    pipeline.examine(dark, r, look="first")  # every other caller still gets them
+    assert r.embedding is not None and (r.live_score is not None) == (pipeline.liveness is not None)
+
+
+def test_a_chip_limit_without_the_chip_is_an_error_not_a_pass(face):
+    rgb, box, pts = face
+    with pytest.raises(ValueError, match="chip_coverage"):
+        QualityGate({"chip_coverage": [0.7, None]}).check(rgb, box, pts)
+    a = Aligner([33, 263, 1], [[30.0, 50.0], [80.0, 50.0], [55.0, 70.0]], 112)
+    q = QualityGate({"chip_coverage": [0.999, None], "light_asymmetry": [None, 0.9]}).check(
+        rgb, box, pts, a.chip(rgb, pts), a)
+    assert q.ok and q.measures["chip_coverage"] == 1.0
+
+
 # --- the cards' measured limits (benchmarks/quality_limits.py) on real, degraded faces ---
 
 from edge.modelcard import load_card, models_dir  # noqa: E402
@@ -92,15 +198,18 @@ def test_card_limits_load_with_their_measured_basis(name):
     card = load_card(models_dir() / f"{name}.json", kind="encoder")
     gate = QualityGate.from_card(card)
     basis = card.data["quality"]["limit_basis"]
-    assert set(basis) == {"sharpness", "face_px", "yaw", "pitch"}
+    assert set(basis) == {"sharpness", "face_px", "yaw", "pitch", "chip_coverage", "light_asymmetry"}
     for measure, b in basis.items():
         fitted = [v for v in b["limit"]]
         if fitted != [None, None]:  # a limit in force is the fitted one
             assert tuple(fitted) == gate.limits[measure]
-        assert b["bins"] and all(isinstance(x["fails"], bool) for x in b["bins"])
+        assert b["bins"] and all(isinstance(x["fails"], bool) or (x["fails"] is None and x["ref_imp"] == 0)
+                                 for x in b["bins"])  # None: an empty bin, skipped
         assert "rule" in b and "data" in b
-    for measure in ("sharpness", "face_px", "pitch"):  # measured on data for both encoders
+    for measure in ("sharpness", "face_px", "pitch", "light_asymmetry"):  # measured on data for both encoders
         assert measure in gate.limits
+    # cut-off crops never failed a dlib bin (its 150 px chip reaches less far around the face)
+    assert ("chip_coverage" in gate.limits) == (name == "facelatch_sface_int8")
 
 
 @pytest.mark.parametrize("name", CARDS)
@@ -162,8 +271,22 @@ def test_turned_faces_are_refused_for_pose(name, pipes):
     for measure, axis, shift in checks:
         moved = pts.copy()
         moved[1, axis] += shift
-        q = gate.check(rgb, r.face.box, moved)
+        aligner = pipes[name].finder.aligner
+        q = gate.check(rgb, r.face.box, moved, aligner.chip(rgb, moved), aligner)
         assert not q.ok and q.reason.startswith(measure), (measure, q)
+
+
+@host_only  # CLI wiring of the gate's reason; the door test covers the measure on every machine
+def test_enroll_names_a_cut_off_face_and_writes_nothing(tmp_path, pipeline):
+    from frames import close_up, crops
+
+    close = tmp_path / "close.jpg"
+    cv2.imwrite(str(close), close_up(crops()["obama_enroll"], 0.45), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    t = tmp_path / "t.json"
+    rc, _, err = run_cli("enroll", DEMO / "enroll" / "obama2.jpg", close, "--template", t)
+    low = pipeline.quality.limits["chip_coverage"][0]
+    assert rc == 2 and "close.jpg" in err and "chip_coverage" in err and f"< {low:g}" in err, err
+    assert not t.exists()
 
 
 def test_enroll_refuses_a_face_too_poor_to_judge_and_writes_nothing(tmp_path, pipeline):
