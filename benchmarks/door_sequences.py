@@ -123,8 +123,8 @@ def door_run(pipe, template: Template, files: list[str], work: Path, extra: str,
     looks = {"faces": 0, "second": 0}  # how often the door added the mirror (edge.secondlook)
     real_examine, real_complete = FacePipeline.examine, FacePipeline.complete
 
-    def examine(self, rgb, r, look="full"):  # the door examines the one face that counts
-        r = real_examine(self, rgb, r, look)
+    def examine(self, rgb, r, look="full", **kw):  # the door examines the one face that counts
+        r = real_examine(self, rgb, r, look, **kw)
         looks["faces"] += r.first_look is not None
         return r
 
