@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import DEMO, run_cli
+from conftest import DEMO, host_only, run_cli
 from frames import write_demo_template, write_sequence
 
 from edge.images import read_image
@@ -59,6 +59,7 @@ def installation(tmp_path, monkeypatch):
     return cfg, state
 
 
+@host_only  # CLI and file wiring; the rule and the file are tested above on every machine
 def test_calibrating_at_the_camera_writes_the_threshold_the_door_then_uses(installation):
     cfg, state = installation
     from edge.daemon import Door
@@ -82,6 +83,7 @@ def test_calibrating_at_the_camera_writes_the_threshold_the_door_then_uses(insta
     door.close()
 
 
+@host_only
 def test_a_threshold_in_the_config_wins_and_calibration_says_so(installation):
     cfg, state = installation
     cfg.write_text(cfg.read_text() + "[liveness]\nthreshold = 0.2\n")

@@ -5,7 +5,7 @@ temporary folder here, laid out as Linux lays it out for a loopback device (unde
 
 import pytest
 
-from conftest import run_cli
+from conftest import host_only, run_cli
 from frames import write_demo_template
 
 from edge import v4l2
@@ -51,6 +51,7 @@ def test_a_real_camera_and_other_sources_pass(tmp_path, monkeypatch):
         OpenCVCamera("/dev/video0").open()
 
 
+@host_only  # loads the models once to reach the camera; the check itself is tested above on every machine
 def test_the_door_refuses_to_start_on_a_virtual_camera(tmp_path, monkeypatch):
     monkeypatch.setattr(v4l2, "SYSFS", fake_sysfs(tmp_path / "sys", "video7", "Dummy video device (0x0000)", "virtual"))
     (tmp_path / "state").mkdir()
