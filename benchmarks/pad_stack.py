@@ -28,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from convert.liveness import DOOR_KINDS  # noqa: E402
 from convert.pad_data import BY_NAME  # noqa: E402
 from convert.pad_stack import judge, nested_loso, thresholds_nested, thresholds_zero_shot  # noqa: E402
 
@@ -35,7 +36,6 @@ WEIGHTS = ROOT.parent / "shared" / "weights" / "minifasnet"
 MEMBERS = {"v2": ("2.7_80x80_MiniFASNetV2.pth", "crops_v2"), "v1se": ("4_0_0_80x80_MiniFASNetV1SE.pth", "crops_v1se"),
            "v2wide": ("2.7_80x80_MiniFASNetV2.pth", "crops_wide"),
            "v1sewide": ("4_0_0_80x80_MiniFASNetV1SE.pth", "crops_wide")}
-DOOR_KINDS = ("nuaa", "frames", "yolo")
 
 
 def features(scan_path, out):

@@ -27,7 +27,7 @@ NOTICE = ("MiniFASNet weights from Silent-Face-Anti-Spoofing by minivision-ai "
           "(https://github.com/minivision-ai/Silent-Face-Anti-Spoofing), Apache-2.0; converted to TFLite by "
           "facelatch-convert import-minifasnet (own model definition and weight transfer); see "
           "models/LICENSE-Apache-2.0.txt and models/NOTICE")
-DOOR_KINDS = ("nuaa", "frames")  # sources that look like a door camera (whole frames)
+DOOR_KINDS = ("nuaa", "frames", "yolo")  # sources that look like a door camera (whole webcam frames)
 
 
 def scan_patches(scan: dict, scales) -> np.ndarray:
@@ -138,9 +138,6 @@ def scan_digest(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-HEAD_SOURCES_KINDS = ("nuaa", "frames", "yolo")  # whole-frame webcam sources: what a door camera sees
-
-
 def model_logits(model_path, patches: np.ndarray, threads: int = 1) -> np.ndarray:
     """The liveness model's output (features where it has them, then 3 logits per member) of
     each stacked patch, batch of one as on the device."""
@@ -171,7 +168,7 @@ def fit_head(card, scan: dict, judged: np.ndarray | None, how: str = "pooled", b
     found = np.flatnonzero(scan["found"])
     keep = found if judged is None else found[judged]
     kinds = source_kinds(sorted(set(scan["source"][keep])))
-    door = sorted(s for s, k in kinds.items() if k in HEAD_SOURCES_KINDS)
+    door = sorted(s for s, k in kinds.items() if k in DOOR_KINDS)
     keep = keep[np.isin(scan["source"][keep], door)]
     log(f"scoring {len(keep)} door-source faces through {card.model_path.name}")
     out = model_logits(card.model_path, scan_patches(scan, card.data["crop"]["scales"])[keep], threads)
