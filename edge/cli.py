@@ -165,7 +165,7 @@ def cmd_enroll(args) -> int:
         raise FacelatchError("give enrollment images, or --camera")
     if args.name is not None:
         check_name(args.name)
-    pipe = _pipeline(args)
+    pipe = _pipeline(args, liveness=args.camera)  # at the camera its live frames also calibrate liveness
     gallery, path, key = _gallery(args, pipe, missing_ok=True)
     name = _enroll_name(args, gallery, path)
     if name in gallery.people and not (args.force or args.add):

@@ -92,3 +92,15 @@ def test_a_threshold_in_the_config_wins_and_calibration_says_so(installation):
     assert not (state / calibration.FILE).exists()
     rc, out, err = run_cli("liveness", "--calibrate", "--config", str(cfg))
     assert rc == 2 and "--calibrate needs --camera" in err
+
+
+@host_only
+def test_enrolling_at_the_camera_records_its_live_frames(installation):
+    cfg, state = installation
+    (state / "template.json").unlink()
+    rc, out, err = run_cli("enroll", "--camera", "--name", "alice", "--config", str(cfg), "--frames", "3",
+                           "--min-sharpness", "0")
+    assert rc == 0, err
+    stored = json.loads((state / calibration.FILE).read_text())
+    assert stored["frames"] >= 3 and stored["sessions"][-1]["by"].startswith("facelatch enroll --camera")
+    assert "liveness" in out and stored["threshold"] is None or stored["threshold"] >= stored["shipped_threshold"]
