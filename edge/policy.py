@@ -214,6 +214,16 @@ class DoorPolicy:
 
     # -- the rule ------------------------------------------------------------------
 
+    def _backed_off(self, wall: float) -> bool:
+        """In a backoff at wall time ``wall``.  The deadline is bounded by
+        ``backoff_max_s`` at every check (a clock stepped back a day must not lock the
+        door for a day), and a clamped deadline is saved."""
+        s = self.state
+        if s.backoff_until - wall > self.c.backoff_max_s:
+            s.backoff_until = wall + self.c.backoff_max_s
+            self._save(s)
+        return wall < s.backoff_until
+
     def _big_enough(self, box) -> bool:
         return max(box[2], box[3]) >= self.c.min_face_px
 
@@ -229,7 +239,7 @@ class DoorPolicy:
 
     def judging(self, t: float, wall: float, boxes) -> tuple[int | None, Why | None]:
         """``judged``, and when no face is judged, why not (None without faces)."""
-        if wall < self.state.backoff_until:
+        if self._backed_off(wall):
             left = self.state.backoff_until - wall
             return None, Why("locked_out", f"locked out for {left:.0f} s more") if boxes else None
         if t < self.cooldown_until:
@@ -245,7 +255,7 @@ class DoorPolicy:
     def observe(self, f: FrameResult, wall: float) -> list[Decision]:
         c, out = self.c, []
         self.note = (self.judging(f.t, wall, f.boxes)[1] or f.why or Why("", "")).text
-        if wall < self.state.backoff_until:  # 1. backoff
+        if self._backed_off(wall):  # 1. backoff
             self.attempt = None
             if not self._locked_reported and f.boxes:
                 self._locked_reported = True
