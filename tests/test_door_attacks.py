@@ -116,7 +116,7 @@ def test_a_video_file_that_ends_exits_non_zero(tmp_path, enrolled):
 
 def test_a_reload_that_changes_the_actuator_and_fails_in_mqtt_keeps_the_door_driving(tmp_path, enrolled, faces):
     out = tmp_path / "opened"
-    cfg, state = setup_door(tmp_path, enrolled, [frame(faces["obama"])] * 4 + [frame()] * 6,
+    cfg, state = setup_door(tmp_path, enrolled, [frame()] * 10 + [frame(faces["obama"])] * 4,  # 1 s before the face
                             unlock_cooldown_s=0.5, lost_after_s=0.1)
     actuator = f'[actuator]\nkind = "command"\ncommand = ["sh", "-c", "sleep 0.3; echo x >> {out}"]\n'
     cfg.write_text(cfg.read_text().replace("pace = false", "pace = true\nloop = true\nfps = 10.0") + actuator)
@@ -135,16 +135,13 @@ def test_a_reload_that_changes_the_actuator_and_fails_in_mqtt_keeps_the_door_dri
     threading.Thread(target=notes, daemon=True).start()
     try:
         deadline = time.monotonic() + scaled(60)
-        while not decisions(state, "actuator") and time.monotonic() < deadline:
-            time.sleep(0.1)
         # a new actuator AND an MQTT section that cannot be built (its credentials file is missing)
         cfg.write_text(cfg.read_text() + "command_timeout_s = 9.0\n[mqtt]\nenabled = true\ntls = true\n"
                        f'credentials_file = "{tmp_path / "missing.cred"}"\n')
         proc.send_signal(signal.SIGHUP)
         while not any(readies) and time.monotonic() < deadline:
             time.sleep(0.05)
-        done = len(decisions(state, "actuator"))
-        while len(decisions(state, "actuator")) < done + 2 and time.monotonic() < deadline:
+        while not decisions(state, "actuator") and time.monotonic() < deadline:  # the next unlock
             time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -152,6 +149,6 @@ def test_a_reload_that_changes_the_actuator_and_fails_in_mqtt_keeps_the_door_dri
         drain.join(scaled(10))
     err = "".join(lines)
     assert "reload failed, keeping the running configuration" in err and "missing.cred" in err
-    after = decisions(state, "actuator")[done:]
-    assert len(after) >= 2 and all(a["reason"] == "unlock done" and a["exit_code"] == 0 for a in after), after
-    assert len(out.read_text().split()) >= done + 2  # the old actuator really drove the door
+    after = decisions(state, "actuator")
+    assert after and all(a["reason"] == "unlock done" and a["exit_code"] == 0 for a in after), after
+    assert len(out.read_text().split()) >= 1  # the old actuator really drove the door (a closed one: "stopped")
