@@ -112,8 +112,8 @@ class ImageFolder:
         self.pos += 1
         try:
             rgb = read_image(path, self.max_mp)  # a decompression bomb is refused before decoding
-        except FacelatchError as e:
-            raise CameraError(str(e)) from None
+        except FacelatchError as e:  # the name may not be UTF-8: shown escaped in the journal and status
+            raise CameraError(str(e).encode("utf-8", "backslashreplace").decode("utf-8")) from None
         if self.pace:
             now = time.monotonic()
             if self._next > now:
