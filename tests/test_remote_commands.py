@@ -440,3 +440,37 @@ def test_payload_checks_come_before_parsing():
 def test_the_nonce_topic_is_bound_into_the_signature():
     n = "ab" * 16
     assert sign(b"k" * 16, LOCK, "OPEN", n) != sign(b"k" * 16, PAUSE, "OPEN", n)
+
+
+# -- facelatch remote: the owner's side ----------------------------------------------------------
+
+@needs_mosquitto
+def test_facelatch_remote_signs_and_waits_for_the_door(tmp_path, tls_broker):
+    from edge.remote import send
+
+    b = unlock_bridge(tmp_path, tls_broker)
+    stop, got = threading.Event(), []
+
+    def door():  # what the daemon does with an accepted OPEN
+        while not stop.is_set():
+            for c in b.commands():
+                got.append(c)
+                if not c.refused and c.target == "lock":
+                    b.door(0.2)
+            time.sleep(0.02)
+
+    th = threading.Thread(target=door)
+    th.start()
+    try:
+        assert send(b.cfg, "open", timeout_s=10) == "OPEN: the door unlocked"
+        assert send(b.cfg, "pause", timeout_s=10) == "pause ON: accepted"
+        wrong = tmp_path / "wrong.code"
+        wrong.write_text("not-the-right-code-at-all\n")
+        os.chmod(wrong, 0o600)
+        with pytest.raises(FacelatchError, match="no unlock from the door within 2 s"):
+            send(dataclasses.replace(b.cfg, unlock_code_file=str(wrong)), "open", timeout_s=2)
+    finally:
+        stop.set()
+        th.join()
+        b.close()
+    assert [(c.action, c.refused) for c in got] == [("OPEN", ""), ("ON", ""), ("OPEN", "wrong signature")]
