@@ -9,10 +9,11 @@ the broker is down nothing waits for it, and decisions are still audited locally
 
 Home Assistant sees one device (MQTT discovery, one retained config on
 ``<prefix>/device/<node_id>/config``, re-sent when ``<prefix>/status`` says
-``online``): a ``lock`` (the door: UNLOCKED for the relay pulse, then LOCKED on its
-own), an ``event`` (granted / denied / spoof / unknown / locked_out, with person --
-for a spoof, whom the not-live face matched -- distance and liveness score), a ``sensor`` (the last person), a ``binary_sensor``
-(camera healthy) and a ``switch`` (pause face unlock).  Availability:
+``online``): the door as a read-only lock sensor (UNLOCKED for the relay pulse, then
+LOCKED on its own; Home Assistant's lock cannot sign a command), an ``event``
+(granted / denied / spoof / unknown / locked_out), a ``sensor`` (the last person), a
+``binary_sensor`` (camera healthy) and the pause (read only; a ``switch`` with
+``pause_unsigned``).  Availability:
 ``facelatch/<node_id>/status`` online/offline, offline set as the last will.
 
 Remote unlock is refused unless ``remote_unlock = true``, which the config accepts
