@@ -148,7 +148,8 @@ def test_a_reload_that_changes_the_actuator_and_fails_in_mqtt_keeps_the_door_dri
         proc.wait(timeout=scaled(10))
         drain.join(scaled(10))
     err = "".join(lines)
-    assert "reload failed, keeping the running configuration" in err and "missing.cred" in err
+    assert "reload failed, keeping the running configuration" in err  # [mqtt] cannot be built: its credentials
+    assert "missing.cred" in err or "needs paho-mqtt" in err  # file is missing (or, on the Pi image, paho)
     after = decisions(state, "actuator")
     assert after and all(a["reason"] == "unlock done" and a["exit_code"] == 0 for a in after), after
     assert len(out.read_text().split()) >= 1  # the old actuator really drove the door (a closed one: "stopped")
