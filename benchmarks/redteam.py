@@ -271,9 +271,13 @@ def case_clock_back() -> None:
     p = DoorPolicy(PolicyConfig(backoff_s=30, backoff_max_s=600), LockoutState(0, 3, now + 600))
     stepped = now - 86400
     t = stepped
-    while p.judged(0.0, t, [(100.0, 100.0, 120.0, 120.0)]) is None and t - stepped < 2e5:
-        t += 60
-    row("clock stepped back a day during a 600 s backoff: locked for", f"{t - stepped:,.0f} s")
+    while p.judged(t - stepped, t, [(100.0, 100.0, 120.0, 120.0)]) is None and t - stepped < 2e5:
+        t += 60  # a frame a minute; the camera's clock and the (stepped) wall clock both advance
+    q = DoorPolicy(PolicyConfig(backoff_s=30, backoff_max_s=600), LockoutState(0, 3, now + 600))
+    q.judged(0.0, now, [(100.0, 100.0, 120.0, 120.0)])
+    forward = q.judged(60.0, now + 86400, [(100.0, 100.0, 120.0, 120.0)]) is None
+    row("clock stepped back a day during a 600 s backoff: locked for / stepped forward a day: still locked",
+        f"{t - stepped:,.0f} s / {'yes' if forward else 'no (the backoff ended at once)'}")
 
 
 def case_tiff(tmp: Path) -> None:

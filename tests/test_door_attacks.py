@@ -32,14 +32,20 @@ FACE = (100.0, 100.0, 120.0, 120.0)
 
 # -- backoffs and the clock ----------------------------------------------------------------
 
-def test_clock_stepped_back_during_a_backoff_locks_at_most_backoff_max_s_and_is_saved():
+def test_a_clock_stepped_during_a_backoff_neither_stretches_nor_ends_it_and_the_file_follows():
     saved = []
     cfg = PolicyConfig(backoff_s=30, backoff_max_s=600)
     p = DoorPolicy(cfg, LockoutState(0, 3, 1000.0 + 600), save=lambda s: saved.append(s.backoff_until))
-    stepped = 1000.0 - 86400  # the clock went back a day
+    stepped = 1000.0 - 86400  # a restart finds the clock a day back
     assert p.judged(0.0, stepped, [FACE]) is None  # still in the backoff ...
     assert p.state.backoff_until == stepped + 600 and saved == [stepped + 600]  # ... bounded and written back
-    assert p.judged(0.0, stepped + 601, [FACE]) == 0  # over after backoff_max_s, not after a day
+    assert p.judged(601.0, stepped + 601, [FACE]) == 0  # over after backoff_max_s, not after a day
+    q = DoorPolicy(cfg, LockoutState(0, 3, 1000.0 + 600), save=lambda s: saved.append(s.backoff_until))
+    assert q.judged(0.0, 1000.0, [FACE]) is None
+    assert q.judged(1.0, 1001.0 + 86400, [FACE]) is None  # stepped forward a day (NTP at boot): not over ...
+    assert q.state.backoff_until == 1001.0 + 86400 + 599 == saved[-1]  # ... and what a restart reads says so
+    wall = 1000.0 - 3600  # stepped back an hour within the run: no longer than before
+    assert q.judged(599.0, wall, [FACE]) is None and q.judged(600.0, wall + 1, [FACE]) == 0
 
 
 def test_a_clamped_deadline_is_written_back_at_load(tmp_path):
