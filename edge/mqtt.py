@@ -362,8 +362,8 @@ class MqttBridge:
 
     def _message(self, msg) -> None:
         if msg.topic == self.ha_status:
-            if msg.payload == b"online":
-                self._announce()
+            if msg.payload == b"online" and self._rate.allow("announce"):  # a flood of "online" must not churn
+                self._announce()  # the outgoing queue (events would be dropped from it)
             return
         target = {self.t["lock/set"]: "lock", self.t["pause/set"]: "pause"}.get(msg.topic)
         if target is None:

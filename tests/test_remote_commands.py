@@ -474,3 +474,22 @@ def test_facelatch_remote_signs_and_waits_for_the_door(tmp_path, tls_broker):
         th.join()
         b.close()
     assert [(c.action, c.refused) for c in got] == [("OPEN", ""), ("ON", ""), ("OPEN", "wrong signature")]
+
+
+@needs_mosquitto
+def test_a_flood_of_home_assistant_online_messages_is_announced_to_a_bounded_number_of_times(tmp_path, tls_broker):
+    w = Watcher(tls_broker, "homeassistant/#", user=("ha", "s3cret-ha"))
+    b = unlock_bridge(tmp_path, tls_broker)
+    try:
+        w.wait_for(lambda t, p, r: t.endswith("/config"))
+        t0 = time.monotonic()
+        for _ in range(500):
+            w.c.publish("homeassistant/status", "online", qos=0)
+        w.publish("homeassistant/status", "online")
+        time.sleep(1.0)
+        seconds = time.monotonic() - t0
+        announced = len([p for p in w.payloads(f"homeassistant/device/{NODE}/config")]) - 1
+        assert 1 <= announced <= 20 + 2 * seconds, announced  # the burst, then 2 a second
+    finally:
+        b.close()
+        w.close()
