@@ -159,3 +159,13 @@ def test_a_reload_that_changes_the_actuator_and_fails_in_mqtt_keeps_the_door_dri
     after = decisions(state, "actuator")
     assert after and all(a["reason"] == "unlock done" and a["exit_code"] == 0 for a in after), after
     assert len(out.read_text().split()) >= 1  # the old actuator really drove the door (a closed one: "stopped")
+
+
+def test_an_image_that_decodes_to_another_size_than_its_header_is_refused(tmp_path, monkeypatch):
+    import edge.images as images
+
+    path = write_sequence(tmp_path / "f", [frame()]) / "00000.jpg"
+    assert read_image(path).shape == (480, 640, 3)
+    monkeypatch.setattr(images, "image_size", lambda b: (64, 48))  # a header parser the decoder disagrees with
+    with pytest.raises(FacelatchError, match="decodes to 640x480, not the 64x48 of its header"):
+        read_image(path)
