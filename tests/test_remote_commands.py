@@ -493,3 +493,13 @@ def test_a_flood_of_home_assistant_online_messages_is_announced_to_a_bounded_num
     finally:
         b.close()
         w.close()
+
+
+def test_facelatch_remote_without_a_code_is_a_one_line_error(tmp_path, capsys):
+    from edge.cli import main
+
+    cfg = tmp_path / "remote.toml"
+    cfg.write_text('[mqtt]\nenabled = true\nhost = "127.0.0.1"\n')
+    assert main(["remote", "open", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("facelatch: error: facelatch remote needs the unlock code") and "\n" not in err
