@@ -49,6 +49,7 @@ CREDENTIALS = "mqtt-credentials"  # systemd credential: "username\npassword"
 UNLOCK_CODE = "mqtt-unlock-code"  # systemd credential: the secret remote commands are signed with
 MIN_CODE = 16  # characters: a nonce and its signature are public, so a short code falls to an offline search
 SCORE_DIGITS = 2  # published scores (publish_scores = true) are rounded to this
+REFUSED_BURST = 20  # refused commands (and Home Assistant "online"s) handled one by one before the rate limit
 __all__ = ["Command", "MqttBridge", "NullBridge", "make_bridge", "event_type"]
 
 
@@ -166,7 +167,7 @@ class MqttBridge:
         self._out: queue.Queue = queue.Queue(maxsize=cfg.queue_max)
         self._in: queue.Queue = queue.Queue(maxsize=cfg.queue_max)  # accepted commands: their own lane
         self._refused: queue.Queue = queue.Queue(maxsize=cfg.queue_max)  # refused ones, rate-limited per topic
-        self._rate = RateLimit(cfg.refused_per_s, max(1, int(cfg.refused_per_s * 10)))
+        self._rate = RateLimit(cfg.refused_per_minute / 60.0, REFUSED_BURST)
         self._suppressed: dict[str, int] = {}
         self.restarts = 0  # times paho's network thread was found dead and restarted
         self._retained: dict[str, str] = {}  # topic -> last state, re-sent on every connect

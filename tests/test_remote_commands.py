@@ -296,7 +296,7 @@ def test_status_text_is_always_one_encodable_line(tmp_path):
 @needs_mosquitto
 def test_the_owners_command_acts_after_a_flood_of_3000_junk_commands(tmp_path, tls_broker):
     w = owner(tls_broker)
-    b = unlock_bridge(tmp_path, tls_broker, refused_per_s=2.0)
+    b = unlock_bridge(tmp_path, tls_broker)
     try:
         w.wait_for(lambda t, p, r: t == f"{T}/status" and p == "online")
         stale = w.fresh_nonce(T)
@@ -312,7 +312,7 @@ def test_the_owners_command_acts_after_a_flood_of_3000_junk_commands(tmp_path, t
         got += b.commands()
         refused = [c for c in got if c.refused]
         assert len([c for c in got if not c.refused]) == 1
-        assert len(refused) < 100  # rate-limited per topic: bursts of 20, then 2 a second
+        assert len(refused) <= 2 * 21  # rate-limited per topic: a burst of 20, then 1 a minute
         assert len(refused) + sum(c.suppressed for c in refused) + sum(b._suppressed.values()) == 3000
         assert acted_s < 15, acted_s
     finally:
@@ -489,7 +489,7 @@ def test_a_flood_of_home_assistant_online_messages_is_announced_to_a_bounded_num
         time.sleep(1.0)
         seconds = time.monotonic() - t0
         announced = len([p for p in w.payloads(f"homeassistant/device/{NODE}/config")]) - 1
-        assert 1 <= announced <= 20 + 2 * seconds, announced  # the burst, then 2 a second
+        assert 1 <= announced <= 21, announced  # the burst, then 1 a minute
     finally:
         b.close()
         w.close()
