@@ -168,7 +168,8 @@ class MqttBridge:
         self._in: queue.Queue = queue.Queue(maxsize=cfg.queue_max)  # accepted commands: their own lane
         self._refused: queue.Queue = queue.Queue(maxsize=cfg.queue_max)  # refused ones, rate-limited per topic
         self._rate = RateLimit(cfg.refused_per_minute / 60.0, REFUSED_BURST)
-        self._suppressed: dict[str, int] = {}
+        self._suppressed: dict[str, int] = {}  # refused commands per target not yet audited one by one
+        self._refusing = threading.Lock()  # the network thread and the pump both report refusals
         self.restarts = 0  # times paho's network thread was found dead and restarted
         self._retained: dict[str, str] = {}  # topic -> last state, re-sent on every connect
         self._lock = threading.Lock()
@@ -294,6 +295,7 @@ class MqttBridge:
                 self._retain("lock/state", "LOCKED")
             self._offer_nonce()
             self._supervise()
+            self._report_suppressed()
             wait = 1.0 if relock_at is None else min(1.0, max(0.0, relock_at - time.monotonic()))
             self._holding = item is not None
             if item is None:
@@ -363,7 +365,9 @@ class MqttBridge:
 
     def _message(self, msg) -> None:
         if msg.topic == self.ha_status:
-            if msg.payload == b"online" and self._rate.allow("announce"):  # a flood of "online" must not churn
+            with self._refusing:
+                announce = msg.payload == b"online" and self._rate.allow("announce")
+            if announce:  # a flood of "online" must not churn
                 self._announce()  # the outgoing queue (events would be dropped from it)
             return
         target = {self.t["lock/set"]: "lock", self.t["pause/set"]: "pause"}.get(msg.topic)
@@ -377,14 +381,30 @@ class MqttBridge:
             except queue.Full:
                 log.error("MQTT command queue full: dropped %s %s", cmd.target, cmd.action)
             return
-        if not self._rate.allow(msg.topic):
-            self._suppressed[target] = self._suppressed.get(target, 0) + 1
-            return
-        cmd = Command(cmd.target, cmd.action, cmd.refused, cmd.received, self._suppressed.pop(target, 0))
-        try:
-            self._refused.put_nowait(cmd)
-        except queue.Full:
-            self._suppressed[target] = self._suppressed.get(target, 0) + 1 + cmd.suppressed
+        self._refuse(cmd)
+
+    def _refuse(self, cmd: Command | None, target: str = "") -> None:
+        """A refused command to be audited if the rate limit of its topic allows, else
+        counted; ``cmd`` None: only the count so far, as a summary (from the pump, so
+        that the end of a flood is on record too)."""
+        target = cmd.target if cmd else target
+        with self._refusing:
+            if not self._rate.allow(self.t[f"{target}/set"]):
+                self._suppressed[target] = self._suppressed.get(target, 0) + (1 if cmd else 0)
+                return
+            n = self._suppressed.pop(target, 0)
+            if cmd is None and not n:
+                return
+            cmd = cmd or Command(target, "?", "refused commands not audited one by one (rate limit)", time.monotonic())
+            cmd = Command(cmd.target, cmd.action, cmd.refused, cmd.received, n)
+            try:
+                self._refused.put_nowait(cmd)
+            except queue.Full:
+                self._suppressed[target] = self._suppressed.get(target, 0) + (1 if cmd.action != "?" else 0) + n
+
+    def _report_suppressed(self) -> None:
+        for target in [t for t, n in list(self._suppressed.items()) if n]:
+            self._refuse(None, target)
 
     # -- Home Assistant discovery ---------------------------------------------------------
 

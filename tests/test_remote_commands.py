@@ -503,3 +503,24 @@ def test_facelatch_remote_without_a_code_is_a_one_line_error(tmp_path, capsys):
     assert main(["remote", "open", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("facelatch: error: facelatch remote needs the unlock code") and "\n" not in err
+
+
+@needs_mosquitto
+def test_the_end_of_a_flood_is_on_record_as_a_count(tmp_path, tls_broker):
+    w = owner(tls_broker)
+    b = unlock_bridge(tmp_path, tls_broker, refused_per_minute=60.0)  # 1 a second after the burst of 20
+    try:
+        w.wait_for(lambda t, p, r: t == f"{T}/status" and p == "online")
+        for _ in range(200):
+            w.c.publish(LOCK, b"OPEN", qos=0)
+        w.publish(LOCK, b"OPEN")
+        got = wait_commands(b, lambda c: c.action == "?" and c.suppressed, timeout=10)  # no further junk needed
+        time.sleep(0.3)
+        got += b.commands()
+        left = sum(b._suppressed.values())
+    finally:
+        b.close()
+        w.close()
+    summary = [c for c in got if c.action == "?"][-1]
+    assert summary.refused == "refused commands not audited one by one (rate limit)"
+    assert len([c for c in got if c.action != "?"]) + sum(c.suppressed for c in got) + left == 201
