@@ -333,6 +333,7 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
                 try:
                     cfg, door, bridge, camera = reload_parts(cfg, door, bridge, camera, load(),
                                                              camera_for)
+                    bridge.paused(paused)  # a new bridge starts out saying "not paused"
                     log.info("reloaded configuration and household (%d people)", len(door.identifier.names))
                     warn_insecure(door)
                 except FacelatchError as e:

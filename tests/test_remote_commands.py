@@ -524,3 +524,30 @@ def test_the_end_of_a_flood_is_on_record_as_a_count(tmp_path, tls_broker):
     summary = [c for c in got if c.action == "?"][-1]
     assert summary.refused == "refused commands not audited one by one (rate limit)"
     assert len([c for c in got if c.action != "?"]) + sum(c.suppressed for c in got) + left == 201
+
+
+@needs_mosquitto
+def test_a_reload_that_replaces_the_bridge_keeps_saying_paused(tmp_path, household):  # noqa: F811
+    import signal as _signal
+
+    from test_daemon import _start_daemon
+
+    broker = Broker(tmp_path).start()
+    cfg, state = door_config(tmp_path, household, [frame()] * 3, broker_lines(broker.port), loop=True, fps=5.0)
+    (state / "pause.json").write_text('{"paused": true}')
+    w = Watcher(broker, f"{T}/#")
+    proc, server = _start_daemon(tmp_path, cfg)
+    server.close()  # (its notifications are not needed here)
+    try:
+        w.wait_for(lambda t, p, r: t == f"{T}/pause/state" and p == "ON")
+        cfg.write_text(cfg.read_text().replace("reconnect_max_s = 1.0", "reconnect_max_s = 2.0"))  # a new bridge
+        before = len(w.payloads(f"{T}/status"))
+        proc.send_signal(_signal.SIGHUP)
+        w.wait_for(lambda t, p, r: t == f"{T}/status" and len(w.payloads(t)) > before + 1 and p == "online")
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(_signal.SIGTERM)
+        proc.wait(20)
+        w.close()
+        broker.stop()
+    assert w.payloads(f"{T}/pause/state")[-1] == "ON"
