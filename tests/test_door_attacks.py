@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import scaled
+from conftest import host_only, scaled
 from frames import frame, write_sequence
 from test_daemon import _start_daemon, audit, decisions, enrolled, faces, setup_door  # noqa: F401  (fixtures)
 
@@ -93,6 +93,7 @@ def test_images_source_skips_fifos_and_survives_non_utf8_names(tmp_path):
     assert result and "not a regular file" in str(result[0].value)
 
 
+@host_only  # machine-independent daemon logic; each loads the models (the emulated job's budget)
 def test_a_corrupt_image_with_a_non_utf8_name_under_systemd_does_not_crash_the_daemon(tmp_path, enrolled):
     """The camera error names the file; the status sent to systemd must still encode."""
     cfg, state = setup_door(tmp_path, enrolled, [frame()] * 2)
@@ -106,6 +107,7 @@ def test_a_corrupt_image_with_a_non_utf8_name_under_systemd_does_not_crash_the_d
     server.close()
 
 
+@host_only  # machine-independent daemon logic; each loads the models (the emulated job's budget)
 def test_a_video_file_that_ends_exits_non_zero(tmp_path, enrolled):
     video = tmp_path / "door.avi"
     w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (320, 240))
@@ -120,6 +122,7 @@ def test_a_video_file_that_ends_exits_non_zero(tmp_path, enrolled):
 
 # -- reload --------------------------------------------------------------------------------
 
+@host_only  # machine-independent daemon logic; each loads the models (the emulated job's budget)
 def test_a_reload_that_changes_the_actuator_and_fails_in_mqtt_keeps_the_door_driving(tmp_path, enrolled, faces):
     out = tmp_path / "opened"
     cfg, state = setup_door(tmp_path, enrolled, [frame()] * 10 + [frame(faces["obama"])] * 4,  # 1 s before the face
