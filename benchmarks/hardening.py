@@ -1,9 +1,14 @@
 """Figures behind the hardening (issue #10): decompression-bomb memory, SIGTERM during
-an unlock command, watchdog gaps during a slow command, and the unit's exposure.
+an unlock command, watchdog gaps during a slow command, and the unit's exposure; and
+the red-team cases of issue 20 (MQTT and the door under attack), one row each.
 
     python benchmarks/hardening.py [--repeat 5]
+    python benchmarks/hardening.py --redteam-only [--tree PATH]   # issue 20's rows only
 
-Nothing is downloaded; the bomb is made here (a valid 30000x30000 grey PNG, ~0.9 MB)."""
+``--tree`` runs the red-team rows against another checkout's ``edge`` (e.g. a
+``git worktree`` of the commit before issue 20) for the "before" column.  They need
+mosquitto (and mosquitto_passwd) on PATH.  Nothing is downloaded; the bomb is made here
+(a valid 30000x30000 grey PNG, ~0.9 MB)."""
 
 import argparse
 import os
@@ -59,8 +64,12 @@ def start(cfg: Path, env: dict) -> tuple[subprocess.Popen, socket.socket]:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--redteam-only", action="store_true", help="only issue 20's red-team rows")
+    ap.add_argument("--tree", default=str(ROOT), help="the checkout whose edge the red-team rows attack")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
+    if args.redteam_only:
+        return redteam(Path(args.tree), tmp)
     from frames import crops, frame
     from hostile import cli_peak_rss, png_bomb
 
@@ -119,6 +128,14 @@ def main():
         out = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(unit)], capture_output=True,
                              text=True).stdout
         print(f"systemd-analyze security --offline=yes, {label}: {re.search(r'exposure level.*: (.*)', out)[1]}")
+    redteam(Path(args.tree), tmp)
+
+
+def redteam(tree: Path, tmp: Path) -> None:
+    """Issue 20's red-team cases against the ``edge`` of ``tree``, in a child process
+    (so that the tree's modules, not this checkout's, are the ones attacked)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), str(ROOT / "tests")])}
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "redteam.py"), str(tmp)], cwd=tree, env=env, check=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,19 @@ import numpy as np
 
 log = logging.getLogger("facelatch")
 
+MAX_TEXT = 200  # characters of any one text field; longer is cut (a 1 MB command must not rotate real lines away)
+
+
+def bounded(value):
+    """``value`` with every text field cut to ``MAX_TEXT`` characters."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + f"...({len(value)} chars)"
+    if isinstance(value, dict):
+        return {bounded(str(k)): bounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [bounded(v) for v in value]
+    return value
+
 
 def stamp() -> str:
     """The time of an audit record (local time with its UTC offset)."""
@@ -51,7 +64,7 @@ class AuditLog:
 
     def write(self, record: dict, frame_rgb: np.ndarray | None = None) -> None:
         record.setdefault("time", stamp())  # the caller's record too: its MQTT event carries the same time
-        record = {"time": record["time"], **record}
+        record = bounded({"time": record["time"], **record})
         if self.save_snapshots and frame_rgb is not None:
             try:
                 record["snapshot"] = self._snapshot(frame_rgb)

@@ -43,6 +43,7 @@ class OpenCVCamera:
         self.cap = None
         self.index = 0
         self.is_file = Path(device).is_file()
+        self.ended = ""  # why the source ended, when that is an error
 
     def open(self) -> None:
         virtual = virtual_camera_reason(self.device)
@@ -69,6 +70,7 @@ class OpenCVCamera:
                 ok, bgr = self.cap.read()
             if not ok:
                 if self.is_file:
+                    self.ended = f"video file {self.device!r} ended (a door camera must not end)"
                     return None
                 raise CameraError(f"camera {self.device!r} returned no frame")
         self.index += 1
@@ -97,7 +99,7 @@ class ImageFolder:
     def open(self) -> None:
         if not self.folder.is_dir():
             raise CameraError(f"image folder not found: {self.folder}")
-        self.files = sorted(p for p in self.folder.iterdir() if is_image(p))
+        self.files = sorted(p for p in self.folder.iterdir() if is_image(p) and p.is_file())  # no FIFOs
         if not self.files:
             raise CameraError(f"no images in {self.folder}")
 
@@ -110,8 +112,8 @@ class ImageFolder:
         self.pos += 1
         try:
             rgb = read_image(path, self.max_mp)  # a decompression bomb is refused before decoding
-        except FacelatchError as e:
-            raise CameraError(str(e)) from None
+        except FacelatchError as e:  # the name may not be UTF-8: shown escaped in the journal and status
+            raise CameraError(str(e).encode("utf-8", "backslashreplace").decode("utf-8")) from None
         if self.pace:
             now = time.monotonic()
             if self._next > now:
@@ -233,6 +235,11 @@ class ResilientCamera:
         elif not self.frozen and frame.t - self._same_since >= self.frozen_after_s:
             self.frozen = True
             log.error("camera frozen: identical frames for %.0f s", frame.t - self._same_since)
+
+    @property
+    def ended_in_error(self) -> str:
+        """Why the source ended, when a door must treat that as a failure ("" if not)."""
+        return getattr(self.source, "ended", "")
 
     def close(self) -> None:
         self.source.close()

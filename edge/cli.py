@@ -357,6 +357,14 @@ def cmd_run(args) -> int:
     return run(args.config)
 
 
+def cmd_remote(args) -> int:
+    from . import config as config_mod
+    from .remote import send
+
+    print(send(config_mod.load(args.config).mqtt, args.command, args.timeout))
+    return 0
+
+
 def _fmr(args) -> float:
     if not (0 < args.fmr < 1):
         raise FacelatchError(f"--fmr must be between 0 and 1, got {args.fmr}")
@@ -800,6 +808,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-snapshots", type=int, default=20, help="--snapshots: at most this many (default 20)")
     s.add_argument("--json", action="store_true", help="one JSON line per judged frame, then the summary")
     s.set_defaults(func=cmd_replay)
+
+    s = command("remote", help="a signed command to the door over MQTT (docs/mqtt-security.md)")
+    s.add_argument("command", choices=["open", "unlock", "pause", "resume"])
+    s.add_argument("--config", required=True, help="a config whose [mqtt] section reaches the door (its own will do)")
+    s.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the door")
+    s.set_defaults(func=cmd_remote)
 
     s = command("keygen", help="make a 256-bit key file (0600) for template encryption")
     s.add_argument("path")

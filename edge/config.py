@@ -88,6 +88,13 @@ class MqttConfig:
     reconnect_max_s: float = 60.0
     remote_unlock: bool = False
     unlock_code_file: str = ""  # "" -> systemd credential "mqtt-unlock-code"
+    command_ttl_s: float = 30.0  # a nonce lives this long; a command not carried out this long after it came is refused
+    code_backoff_max_s: float = 900.0  # wrong signatures back off 1 s, doubling, up to this
+    refused_per_minute: float = 1.0  # refused commands audited one by one per topic after a burst of 20; the rest
+    # are counted (a flood at this rate cannot rotate a day of real decisions out of the audit)
+    pause_unsigned: bool = False  # the pause switch obeys unsigned ON/OFF (anyone who may publish can pause)
+    publish_scores: bool = False  # events carry distance and P(live), rounded to 2 digits
+    publish_spoof_person: bool = False  # a spoof event names the enrolled person the photo matched
 
 
 @dataclass
@@ -137,6 +144,7 @@ RANGES = {  # (min, max) inclusive; None = unbounded
     "audit.snapshot_max_age_days": (0, 3650),
     "mqtt.port": (1, 65535), "mqtt.keepalive_s": (5, 3600), "mqtt.queue_max": (1, 100000),
     "mqtt.reconnect_min_s": (1, 3600), "mqtt.reconnect_max_s": (1, 86400),
+    "mqtt.command_ttl_s": (2, 3600), "mqtt.code_backoff_max_s": (1, 86400), "mqtt.refused_per_minute": (0.1, 60000),
 }
 
 
@@ -178,6 +186,8 @@ def below_floor(cfg: Config) -> list[str]:
         out.append("liveness.enabled = false: a printed photo of the enrolled person opens the door")
     elif cfg.liveness.threshold == 0.0:
         out.append("liveness.threshold = 0: every frame counts as live (liveness off in effect)")
+    if cfg.mqtt.enabled and cfg.mqtt.credentials_file and not cfg.mqtt.tls:
+        out.append("mqtt.credentials_file with mqtt.tls = false: the broker password crosses the network in clear")
     return out
 
 

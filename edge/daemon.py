@@ -17,6 +17,7 @@ retried; the door keeps judging with the counter in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -32,12 +33,13 @@ from .camera import make_source
 from .decision import household_fmr
 from .errors import FacelatchError
 from .gallery import check_gallery_against_card, load_gallery
+from .commands import shown
 from .mqtt import REMOTE_PERSON, make_bridge
 from .pipeline import FacePipeline
 from .secondlook import SecondLook
 from .policy import DoorPolicy, FrameResult
 from .secrets import find_key_file, read_key
-from .state import StateStore
+from .state import PauseStore, StateStore
 from .systemd import Notifier, watchdog_interval
 from .temporal import FrameNovelty, eye_aspect_ratio
 
@@ -99,6 +101,7 @@ class Door:
         self.insecure = config_mod.insecure_settings(cfg)
         self.novelty = FrameNovelty()
         self.refused = None  # the Quality of the last frame's face when it was too poor to judge
+        self.pause = PauseStore(cfg.state_path("pause.json"))
         self.audit = AuditLog(cfg.state_dir, cfg.audit.max_bytes, cfg.audit.backups, cfg.audit.save_snapshots,
                               cfg.audit.snapshot_max_count, cfg.audit.snapshot_max_age_days)
 
@@ -164,10 +167,18 @@ class Door:
         self.actuation.start({"person": record.get("person")})
 
     def remote(self, cmd, bridge) -> dict:
-        """Carry out (or refuse) one remote command; audited like a face decision."""
+        """Carry out (or refuse) one remote command; audited like a face decision.  A
+        command that waited longer than ``mqtt.command_ttl_s`` (the loop was held by a
+        camera that was down) is refused: nobody is asking any more."""
+        age = time.monotonic() - cmd.received
+        if not cmd.refused and cmd.received and age > self.cfg.mqtt.command_ttl_s:
+            cmd = dataclasses.replace(cmd, refused=f"expired: received {age:.0f} s ago (mqtt.command_ttl_s = "
+                                                   f"{self.cfg.mqtt.command_ttl_s:g})")
         record = {"decision": "remote_" + ("refused" if cmd.refused else cmd.target), "source": "mqtt",
-                  "command": f"{cmd.target} {cmd.action}", "reason": cmd.refused or "accepted",
+                  "command": shown(f"{cmd.target} {cmd.action}", 40), "reason": cmd.refused or "accepted",
                   "insecure": bool(self.insecure)}
+        if cmd.suppressed:
+            record["suppressed"] = cmd.suppressed  # refused commands before this one, not audited one by one
         start = False
         if not cmd.refused and cmd.target == "lock" and cmd.action in ("OPEN", "UNLOCK"):
             record["decision"], record["person"] = "unlock", REMOTE_PERSON
@@ -221,6 +232,52 @@ def warn_insecure(door: Door) -> None:
         log.warning("INSECURE (allowed by [security] allow_insecure): %s", reason)
 
 
+def bridge_for(cfg: config_mod.Config):
+    return make_bridge(cfg.mqtt, version(), cfg.state_dir, cfg.security.allow_insecure)
+
+
+def reload_parts(cfg, door: Door, bridge, camera, new_cfg, camera_for):
+    """The parts for ``new_cfg``, or an exception with the running ones untouched.
+
+    Transactional: every new part (MQTT bridge, door, actuator) is built before any
+    running one is replaced; only the actuator must free its pin first (a GPIO pin
+    cannot be claimed twice), so it is swapped last and the old one is reclaimed if
+    the new one cannot be made."""
+    new_bridge = bridge_for(new_cfg) if (new_cfg.mqtt, new_cfg.state_dir, new_cfg.security) != \
+        (cfg.mqtt, cfg.state_dir, cfg.security) else None
+    try:
+        same_models = new_cfg.model == cfg.model and new_cfg.liveness == cfg.liveness
+        new_door = Door(new_cfg, door.pipeline if same_models else None, door.actuator)  # the old actuator for now
+        new_door.actuation = door.actuation
+        if new_cfg.actuator != cfg.actuator:
+            door.actuation.stop()
+            door.audit_actuator_results()
+            door.actuator.close()  # free the GPIO pin before the new actuator claims one
+            try:
+                actuator = make_actuator(new_cfg.actuator)
+            except Exception:
+                door.actuator = make_actuator(cfg.actuator)  # reclaim it: the door keeps working as before
+                door.actuation = Actuation(door.actuator)
+                raise
+            new_door.actuator, new_door.actuation = actuator, Actuation(actuator)
+    except BaseException:
+        if new_bridge is not None:
+            new_bridge.close()
+            bridge.announce()  # the new bridge's close said offline on the same topics
+        raise
+    new_door.policy.state = door.policy.state  # the counter in memory is the truth
+    if door.store.pending is not None:
+        new_door.store.remember(door.store.pending)
+    if new_bridge is not None:
+        bridge.close()
+        new_bridge.announce()  # the old bridge's close said offline on the same topics
+        bridge = new_bridge
+    if (new_cfg.camera, new_cfg.security) != (cfg.camera, cfg.security):
+        camera.close()
+        camera = camera_for(new_cfg)
+    return new_cfg, new_door, bridge, camera
+
+
 def run(config_path: str | None, stop: threading.Event | None = None, notifier: Notifier | None = None,
         max_frames: int | None = None, on_frame=None) -> int:
     """The daemon loop.  Returns the exit status.  ``on_frame(count)`` (benchmarks)
@@ -233,11 +290,14 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
     door = Door(cfg)
     verbose = log.isEnabledFor(logging.DEBUG)
     try:
-        bridge = make_bridge(cfg.mqtt, version())
+        bridge = bridge_for(cfg)
     except FacelatchError:
         door.close()
         raise
-    paused = False
+    paused = door.pause.load()
+    if paused:
+        log.warning("face unlock is paused (remote pause switch, kept across restarts)")
+    bridge.paused(paused)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -248,7 +308,10 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
         notifier.status(status)
         bridge.camera(False)
 
-    camera = make_source(cfg.camera, stop, heartbeat, allow_virtual=cfg.security.allow_insecure)
+    def camera_for(c: config_mod.Config):
+        return make_source(c.camera, stop, heartbeat, allow_virtual=c.security.allow_insecure)
+
+    camera = camera_for(cfg)
     warn_insecure(door)
     live = door.pipeline.liveness
     log.info("facelatch running: encoder %s, %d people, FMR %g (per comparison %g, threshold %.4f), liveness %s, "
@@ -260,6 +323,7 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
     wd = watchdog_interval()
     last_wd = 0.0
     frames = 0
+    status = 0
     refusing = False  # the previous frame's face was too poor to judge
     try:
         while not stop.is_set():
@@ -267,37 +331,9 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
                 reload.clear()
                 notifier.reloading()
                 try:
-                    new_cfg = load()
-                    same_models = new_cfg.model == cfg.model and new_cfg.liveness == cfg.liveness
-                    same_actuator = new_cfg.actuator == cfg.actuator
-                    if not same_actuator:  # free the GPIO pin before the new actuator claims one
-                        door.close()
-                    try:
-                        new_door = Door(new_cfg, door.pipeline if same_models else None,
-                                        door.actuator if same_actuator else None)
-                    except Exception:
-                        if not same_actuator:
-                            door.actuator = make_actuator(cfg.actuator)
-                            door.actuation = Actuation(door.actuator)
-                        raise
-                    if same_actuator:
-                        new_door.actuation = door.actuation
-                    new_door.policy.state = door.policy.state  # the counter in memory is the truth
-                    if door.store.pending is not None:
-                        new_door.store.remember(door.store.pending)
-                    if new_cfg.mqtt != cfg.mqtt:
-                        try:
-                            new_bridge = make_bridge(new_cfg.mqtt, version())
-                        except FacelatchError:
-                            if new_door.actuator is not door.actuator:
-                                new_door.close()
-                            raise
-                        bridge.close()
-                        bridge = new_bridge
-                    if new_cfg.camera != cfg.camera:
-                        camera.close()
-                        camera = make_source(new_cfg.camera, stop, heartbeat, allow_virtual=new_cfg.security.allow_insecure)
-                    cfg, door = new_cfg, new_door
+                    cfg, door, bridge, camera = reload_parts(cfg, door, bridge, camera, load(),
+                                                             camera_for)
+                    bridge.paused(paused)  # a new bridge starts out saying "not paused"
                     log.info("reloaded configuration and household (%d people)", len(door.identifier.names))
                     warn_insecure(door)
                 except FacelatchError as e:
@@ -312,12 +348,16 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
                 last_wd = now
             for cmd in bridge.commands():
                 rec = door.remote(cmd, bridge)
-                if cmd.target == "pause" and not cmd.refused:
+                if cmd.target == "pause" and rec["reason"] == "accepted":
                     paused = cmd.action == "ON"
+                    door.pause.save(paused)
                     bridge.paused(paused)
                 notifier.status(f"last remote command: {rec['command']} ({rec['reason']}) at {time.strftime('%H:%M:%S')}")
             if frame is None:
-                if not stop.is_set():
+                if not stop.is_set() and camera.ended_in_error:
+                    log.error("camera source ended: %s", camera.ended_in_error)
+                    status = 1
+                elif not stop.is_set():
                     log.info("camera source ended")
                 break
             frames += 1
@@ -348,4 +388,4 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
         door.close(cancel=stop.is_set())
         bridge.close()
     log.info("stopped after %d frames", frames)
-    return 0
+    return status

@@ -6,6 +6,8 @@ A small file can declare a huge image (a 876 KB PNG of 30000x30000 decodes to
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 from pathlib import Path
 
@@ -28,7 +30,7 @@ def list_images(paths) -> list[Path]:
     out = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.is_file() and is_image(q))
+            out += sorted(q for q in p.rglob("*") if q.is_file() and is_image(q))  # is_file: no FIFOs
         else:
             out.append(p)
     return out
@@ -62,13 +64,18 @@ def _tiff_size(b: bytes) -> tuple[int, int] | None:
     if ifd + 2 > len(b):
         return None
     (n,) = struct.unpack(e + "H", b[ifd:ifd + 2])
-    size = {}
+    size, last = {}, -1
     for k in range(n):
         o = ifd + 2 + 12 * k
         if o + 12 > len(b):
             return None
         tag, typ = struct.unpack(e + "HH", b[o:o + 4])
+        if tag <= last:  # the TIFF rule: tags once each, ascending.  A repeated size tag lets the header
+            return None  # say 100x100 to us while the decoder reads the other one (144 MP)
+        last = tag
         if tag in (256, 257):
+            if typ not in (3, 4):
+                return None
             size[tag] = struct.unpack(e + ("H" if typ == 3 else "I"), b[o + 8:o + (10 if typ == 3 else 12)])[0]
     return (size[256], size[257]) if len(size) == 2 else None
 
@@ -109,6 +116,12 @@ def image_size(b: bytes) -> tuple[int, int] | None:
 
 
 def _read_bytes(path: Path) -> np.ndarray:
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        regular = True  # read_input says what is wrong
+    if not regular:  # a FIFO or a device would block the reader (and the door loop) forever
+        raise FacelatchError(f"image {path} is not a regular file")
     return np.frombuffer(read_input(path, "image"), np.uint8)
 
 
@@ -132,8 +145,11 @@ def read_image(path, max_mp: float = DEFAULT_MAX_MP) -> np.ndarray:
     """Read an image file as RGB uint8, or raise a one-line FacelatchError."""
     path = Path(path)
     data = _read_bytes(path)
-    check_image(path, max_mp, data)
+    w, h = check_image(path, max_mp, data)
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if bgr is None:
         raise FacelatchError(f"cannot read image: {path} (not an image, or corrupt)")
+    if bgr.shape[:2] != (h, w):  # the decoder read another size than the header said: refuse it
+        raise FacelatchError(f"image {path} decodes to {bgr.shape[1]}x{bgr.shape[0]}, not the {w}x{h} of its "
+                             "header; refused")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

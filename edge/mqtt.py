@@ -9,35 +9,48 @@ the broker is down nothing waits for it, and decisions are still audited locally
 
 Home Assistant sees one device (MQTT discovery, one retained config on
 ``<prefix>/device/<node_id>/config``, re-sent when ``<prefix>/status`` says
-``online``): a ``lock`` (the door: UNLOCKED for the relay pulse, then LOCKED on its
-own), an ``event`` (granted / denied / spoof / unknown / locked_out, with person --
-for a spoof, whom the not-live face matched -- distance and liveness score), a ``sensor`` (the last person), a ``binary_sensor``
-(camera healthy) and a ``switch`` (pause face unlock).  Availability:
+``online``): the door as a read-only lock sensor (UNLOCKED for the relay pulse, then
+LOCKED on its own; Home Assistant's lock cannot sign a command), an ``event``
+(granted / denied / spoof / unknown / locked_out), a ``sensor`` (the last person), a
+``binary_sensor`` (camera healthy) and the pause (read only; a ``switch`` with
+``pause_unsigned``).  Availability:
 ``facelatch/<node_id>/status`` online/offline, offline set as the last will.
 
 Remote unlock is refused unless ``remote_unlock = true``, which the config accepts
 only with TLS, broker credentials from a file or systemd credential, and an unlock
-code; every command must carry the code, and every command, accepted or not, goes
-to the daemon to be audited.  Wrong codes back off (1 s, doubling, at most 15 min)."""
+code.  Commands are checked in :mod:`edge.commands` (retained ones ignored, payloads
+bounded, OPEN/UNLOCK and pause signed with HMAC over a one-time nonce the device
+publishes on ``facelatch/<node_id>/nonce``; the code itself never crosses the
+network); accepted commands and (rate-limited) refused ones go to the daemon to be
+audited.  Wrong signatures back off (1 s, doubling, capped), persisted in the state
+directory.  paho's network thread is supervised: a callback never raises into it,
+and a dead thread is restarted.  Scores are published only with
+``publish_scores = true`` (rounded); a spoof event names the matched person only with
+``publish_spoof_person = true``.  docs/mqtt-security.md: the threat model."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from pathlib import Path
 
+from .commands import Command, CommandGate, RateLimit, shown
 from .errors import FacelatchError
 from .secrets import find_credential, read_private
+from .state import CodeBackoff
 
 log = logging.getLogger("facelatch")
 
 EVENT_TYPES = ["granted", "denied", "spoof", "unknown", "locked_out"]
 CREDENTIALS = "mqtt-credentials"  # systemd credential: "username\npassword"
-UNLOCK_CODE = "mqtt-unlock-code"  # systemd credential: the code remote commands must carry
+UNLOCK_CODE = "mqtt-unlock-code"  # systemd credential: the secret remote commands are signed with
+MIN_CODE = 16  # characters: a nonce and its signature are public, so a short code falls to an offline search
+SCORE_DIGITS = 2  # published scores (publish_scores = true) are rounded to this
+REFUSED_BURST = 20  # refused commands (and Home Assistant "online"s) handled one by one before the rate limit
+__all__ = ["Command", "MqttBridge", "NullBridge", "make_bridge", "event_type"]
 
 
 def event_type(record: dict) -> str:
@@ -57,26 +70,22 @@ def event_type(record: dict) -> str:
 REMOTE_PERSON = "Home Assistant"  # who opened the door on a remote unlock (the event's person)
 
 
-def event_payload(record: dict) -> dict:
+def event_payload(record: dict, scores: bool = False, spoof_person: bool = False) -> dict:
     """The Home Assistant event (``event.<node_id>_face``) of one audit record: its type,
-    who (for a spoof: whom the not-live face matched; for a remote unlock: Home
-    Assistant), what it measured, why, from where ("face" or "mqtt") and when."""
+    who (for a remote unlock: Home Assistant; for a spoof, whom the not-live face
+    matched, only with ``spoof_person``), why, from where ("face" or "mqtt") and when;
+    distance and P(live) only with ``scores``, rounded (they help tune a photo attack)."""
     source = record.get("source") or "face"
-    person = record.get("person") or record.get("claimed_person") or (REMOTE_PERSON if source == "mqtt" else None)
-    return {"event_type": event_type(record), "person": person, "source": source,
-            "distance": record.get("best_distance"), "live_score": record.get("live_score"),
-            "reason": record.get("reason"), "cause": record.get("cause"),
-            "time": record.get("time") or time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-
-
-@dataclass(frozen=True)
-class Command:
-    """A remote command as received: ``action`` is OPEN/UNLOCK/LOCK (the lock) or
-    ON/OFF (the pause switch); ``refused`` says why it is not carried out ("" = do it)."""
-
-    target: str  # "lock" | "pause"
-    action: str
-    refused: str = ""
+    kind = event_type(record)
+    person = record.get("person") or (REMOTE_PERSON if source == "mqtt" else None)
+    if kind == "spoof" and spoof_person:
+        person = person or record.get("claimed_person")
+    ev = {"event_type": kind, "person": person, "source": source, "reason": shown(str(record.get("reason") or ""), 120),
+          "cause": record.get("cause"), "time": record.get("time") or time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if scores:
+        for key, value in (("distance", record.get("best_distance")), ("live_score", record.get("live_score"))):
+            ev[key] = None if value is None else round(float(value), SCORE_DIGITS)
+    return ev
 
 
 def read_credentials(configured: str) -> tuple[str, str] | None:
@@ -94,8 +103,9 @@ def read_code(configured: str) -> str | None:
     if path is None:
         return None
     code = read_private(path, "MQTT unlock code file").decode(errors="replace").strip()
-    if len(code) < 6:
-        raise FacelatchError(f"MQTT unlock code in {path} is shorter than 6 characters")
+    if len(code) < MIN_CODE:
+        raise FacelatchError(f"MQTT unlock code in {path} is shorter than {MIN_CODE} characters (commands are signed "
+                             "with it; make one with: head -c 24 /dev/urandom | base64)")
     return code
 
 
@@ -120,6 +130,9 @@ class NullBridge:
     def commands(self) -> list[Command]:
         return []
 
+    def announce(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -127,7 +140,7 @@ class NullBridge:
 class MqttBridge:
     """The door on an MQTT broker (see the module text)."""
 
-    def __init__(self, cfg, version: str = "0"):
+    def __init__(self, cfg, version: str = "0", state_dir=None, allow_insecure: bool = False):
         try:
             import paho.mqtt.client as paho
         except ImportError:
@@ -136,26 +149,37 @@ class MqttBridge:
         node = cfg.node_id
         self.base = f"facelatch/{node}"
         self.t = {k: f"{self.base}/{k}" for k in ("status", "lock/state", "lock/set", "event", "person",
-                                                   "camera", "pause/state", "pause/set")}
+                                                   "camera", "pause/state", "pause/set", "nonce")}
         self.ha_status = f"{cfg.discovery_prefix}/status"
         self.discovery_topic = f"{cfg.discovery_prefix}/device/{node}/config"
         creds = read_credentials(cfg.credentials_file)
-        self.code = read_code(cfg.unlock_code_file) if cfg.remote_unlock else None
-        if cfg.remote_unlock and (not cfg.tls or creds is None or self.code is None):
+        if creds and not cfg.tls and not allow_insecure:
+            raise FacelatchError("MQTT broker credentials with mqtt.tls = false would cross the network in clear; "
+                                 "set mqtt.tls = true (or [security] allow_insecure = true)")
+        code = read_code(cfg.unlock_code_file)
+        if cfg.remote_unlock and (not cfg.tls or creds is None or code is None):
             raise FacelatchError("mqtt.remote_unlock needs mqtt.tls = true, broker credentials (mqtt.credentials_file "
                                  f"or the systemd credential '{CREDENTIALS}') and an unlock code "
                                  f"(mqtt.unlock_code_file or the systemd credential '{UNLOCK_CODE}')")
+        backoff = CodeBackoff(Path(state_dir) / "remote_backoff.json" if state_dir else None, cfg.code_backoff_max_s)
+        self.gate = CommandGate(code.encode() if code else None, cfg.command_ttl_s, backoff, cfg.remote_unlock,
+                                cfg.pause_unsigned)
         self._out: queue.Queue = queue.Queue(maxsize=cfg.queue_max)
-        self._in: queue.Queue = queue.Queue(maxsize=cfg.queue_max)
+        self._in: queue.Queue = queue.Queue(maxsize=cfg.queue_max)  # accepted commands: their own lane
+        self._refused: queue.Queue = queue.Queue(maxsize=cfg.queue_max)  # refused ones, rate-limited per topic
+        self._rate = RateLimit(cfg.refused_per_minute / 60.0, REFUSED_BURST)
+        self._suppressed: dict[str, int] = {}  # refused commands per target not yet audited one by one
+        self._refusing = threading.Lock()  # the network thread and the pump both report refusals
+        self.restarts = 0  # times paho's network thread was found dead and restarted
         self._retained: dict[str, str] = {}  # topic -> last state, re-sent on every connect
         self._lock = threading.Lock()
         self._relock_at: float | None = None
-        self._bad_codes, self._codes_blocked_until = 0, 0.0
         self.dropped = 0
         self._holding = False  # the pump holds a message it has not handed to paho yet
         self._queue_full = paho.MQTT_ERR_QUEUE_SIZE
         self._stop = threading.Event()
         c = self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"facelatch-{node}")
+        c.suppress_exceptions = True  # a callback that raises must never end the network thread
         c.max_queued_messages_set(cfg.queue_max)  # paho's own queue while (re)connecting: bounded too
         c.will_set(self.t["status"], "offline", qos=1, retain=True)
         if creds:
@@ -168,6 +192,7 @@ class MqttBridge:
         c.on_connect, c.on_message, c.on_disconnect = self._on_connect, self._on_message, self._on_disconnect
         self._retain("lock/state", "LOCKED")
         self._retain("pause/state", "OFF")
+        self._offer_nonce()
         c.connect_async(cfg.host, cfg.port, keepalive=int(cfg.keepalive_s))
         c.loop_start()  # paho's network thread: connects, reconnects with backoff
         self._pump_thread = threading.Thread(target=self._pump, name="facelatch-mqtt", daemon=True)
@@ -176,7 +201,7 @@ class MqttBridge:
     # -- what the daemon calls (never blocks) -----------------------------------------
 
     def decision(self, record: dict) -> None:
-        self._put(self.t["event"], json.dumps(event_payload(record)), retain=False)
+        self._put(self.t["event"], json.dumps(event_payload(record, self.cfg.publish_scores, self.cfg.publish_spoof_person)), retain=False)
         if record.get("person") and record.get("source", "face") == "face":  # the last person RECOGNISED
             self._retain("person", record["person"])
 
@@ -194,12 +219,21 @@ class MqttBridge:
         self._retain("pause/state", "ON" if on else "OFF")
 
     def commands(self) -> list[Command]:
+        """The commands received since the last call, accepted and (rate-limited)
+        refused ones, in the order they came."""
         out = []
-        while True:
-            try:
-                out.append(self._in.get_nowait())
-            except queue.Empty:
-                return out
+        for q in (self._in, self._refused):
+            while True:
+                try:
+                    out.append(q.get_nowait())
+                except queue.Empty:
+                    break
+        return sorted(out, key=lambda c: c.received)
+
+    def announce(self) -> None:
+        """Send discovery, availability and every state again (after a reload replaced
+        another bridge on the same topics, whose close said offline)."""
+        self._announce()
 
     def close(self, drain_s: float = 1.0) -> None:
         """Send what is queued (for at most ``drain_s`` while connected), go offline, stop."""
@@ -259,6 +293,9 @@ class MqttBridge:
                     relock = False
             if relock:
                 self._retain("lock/state", "LOCKED")
+            self._offer_nonce()
+            self._supervise()
+            self._report_suppressed()
             wait = 1.0 if relock_at is None else min(1.0, max(0.0, relock_at - time.monotonic()))
             self._holding = item is not None
             if item is None:
@@ -278,6 +315,24 @@ class MqttBridge:
                 item = None  # sent, or held by paho for the next connection
             else:
                 self._stop.wait(0.05)
+
+    def _offer_nonce(self) -> None:
+        if self.gate.nonces is not None:
+            self._retain("nonce", self.gate.nonces.current())
+
+    def _supervise(self) -> None:
+        """Restart paho's network thread if it has died (it must never; this is the net
+        under the callbacks' own guards)."""
+        thread = getattr(self.client, "_thread", None)  # paho sets it to None when its loop ends
+        if self._stop.is_set() or (thread is not None and thread.is_alive()):
+            return
+        log.error("MQTT network thread died; restarting it")
+        self.restarts += 1
+        try:
+            self.client.loop_stop()
+            self.client.loop_start()
+        except Exception:
+            log.exception("could not restart the MQTT network thread")
 
     # -- paho callbacks (network thread) ------------------------------------------------
 
@@ -303,44 +358,53 @@ class MqttBridge:
             self._put(topic, payload, retain=True)
 
     def _on_message(self, client, userdata, msg) -> None:
-        payload = msg.payload.decode(errors="replace").strip()
-        if msg.topic == self.ha_status:
-            if payload == "online":
-                self._announce()
-            return
-        if msg.topic == self.t["pause/set"]:
-            cmd = Command("pause", payload, "" if payload in ("ON", "OFF") else "unknown pause command")
-        elif msg.topic == self.t["lock/set"]:
-            cmd = self._lock_command(payload)
-        else:
-            return
         try:
-            self._in.put_nowait(cmd)
-        except queue.Full:
-            log.error("MQTT command queue full: dropped %s %s", cmd.target, cmd.action)
+            self._message(msg)
+        except Exception:  # never into paho's thread
+            log.exception("MQTT message on %s not handled", shown(str(getattr(msg, "topic", "?")), 80))
 
-    def _lock_command(self, payload: str) -> Command:
-        try:
-            d = json.loads(payload)
-            action, code = str(d.get("action", "")), str(d.get("code", ""))
-        except (ValueError, AttributeError):
-            action, code = payload, ""
-        action = action.upper()
-        if action not in ("OPEN", "UNLOCK", "LOCK"):
-            return Command("lock", action[:20], "unknown lock command")
-        if action == "LOCK":
-            return Command("lock", action, "the door locks itself after every pulse")
-        if not self.cfg.remote_unlock:
-            return Command("lock", action, "remote unlock is disabled (mqtt.remote_unlock = false)")
-        now = time.monotonic()
-        if now < self._codes_blocked_until:
-            return Command("lock", action, f"too many wrong codes: refused for {self._codes_blocked_until - now:.0f} s")
-        if not code or not hmac.compare_digest(code.encode(), self.code.encode()):
-            self._bad_codes += 1
-            self._codes_blocked_until = now + min(2.0 ** (self._bad_codes - 1), 900.0)
-            return Command("lock", action, "wrong or missing code")
-        self._bad_codes = 0
-        return Command("lock", action)
+    def _message(self, msg) -> None:
+        if msg.topic == self.ha_status:
+            with self._refusing:
+                announce = msg.payload == b"online" and self._rate.allow("announce")
+            if announce:  # a flood of "online" must not churn
+                self._announce()  # the outgoing queue (events would be dropped from it)
+            return
+        target = {self.t["lock/set"]: "lock", self.t["pause/set"]: "pause"}.get(msg.topic)
+        if target is None:
+            return
+        cmd = self.gate.judge(target, msg.topic, bytes(msg.payload), bool(msg.retain))
+        if not cmd.refused:
+            self._offer_nonce()  # the used nonce is gone: offer the next one now
+            try:
+                self._in.put_nowait(cmd)
+            except queue.Full:
+                log.error("MQTT command queue full: dropped %s %s", cmd.target, cmd.action)
+            return
+        self._refuse(cmd)
+
+    def _refuse(self, cmd: Command | None, target: str = "") -> None:
+        """A refused command to be audited if the rate limit of its topic allows, else
+        counted; ``cmd`` None: only the count so far, as a summary (from the pump, so
+        that the end of a flood is on record too)."""
+        target = cmd.target if cmd else target
+        with self._refusing:
+            if not self._rate.allow(self.t[f"{target}/set"]):
+                self._suppressed[target] = self._suppressed.get(target, 0) + (1 if cmd else 0)
+                return
+            n = self._suppressed.pop(target, 0)
+            if cmd is None and not n:
+                return
+            cmd = cmd or Command(target, "?", "refused commands not audited one by one (rate limit)", time.monotonic())
+            cmd = Command(cmd.target, cmd.action, cmd.refused, cmd.received, n)
+            try:
+                self._refused.put_nowait(cmd)
+            except queue.Full:
+                self._suppressed[target] = self._suppressed.get(target, 0) + (1 if cmd.action != "?" else 0) + n
+
+    def _report_suppressed(self) -> None:
+        for target in [t for t, n in list(self._suppressed.items()) if n]:
+            self._refuse(None, target)
 
     # -- Home Assistant discovery ---------------------------------------------------------
 
@@ -349,20 +413,26 @@ class MqttBridge:
 
 
 def door_component(cfg, t: dict) -> tuple[str, dict]:
-    """The door in Home Assistant: a lock with Unlock and Open (asking for the code)
-    when remote unlock is on; otherwise a read-only lock sensor, so that Home
-    Assistant shows no Unlock or Open button that would only be refused."""
+    """The door in Home Assistant: a read-only lock sensor.  Home Assistant's lock
+    cannot sign a command (docs/mqtt-security.md): its Open and Unlock would send the
+    code as-is, which the door refuses, so it shows no button that would only be
+    refused; remote unlock goes through ``facelatch remote open``."""
     node = cfg.node_id
-    if cfg.remote_unlock:
-        return "door", {"p": "lock", "name": "Door", "unique_id": f"{node}_door",
-                        "default_entity_id": f"lock.{node}_door", "state_topic": t["lock/state"],
-                        "command_topic": t["lock/set"], "payload_open": "OPEN", "payload_unlock": "UNLOCK",
-                        "payload_lock": "LOCK", "state_locked": "LOCKED", "state_unlocked": "UNLOCKED",
-                        "code_format": r"^\S{6,}$",
-                        "command_template": '{"action": "{{ value }}", "code": "{{ code }}"}', "retain": False}
     return "door_state", {"p": "binary_sensor", "name": "Door", "unique_id": f"{node}_door_state",
                           "default_entity_id": f"binary_sensor.{node}_door", "device_class": "lock",
                           "state_topic": t["lock/state"], "payload_on": "UNLOCKED", "payload_off": "LOCKED"}
+
+
+def pause_component(cfg, t: dict) -> dict:
+    """The pause: a switch only with ``pause_unsigned`` (Home Assistant's switch sends
+    plain ON/OFF); otherwise read only (``facelatch remote pause|resume`` signs)."""
+    node = cfg.node_id
+    if cfg.pause_unsigned:
+        return {"p": "switch", "name": "Pause face unlock", "unique_id": f"{node}_pause",
+                "default_entity_id": f"switch.{node}_pause", "state_topic": t["pause/state"],
+                "command_topic": t["pause/set"], "retain": False}
+    return {"p": "binary_sensor", "name": "Face unlock paused", "unique_id": f"{node}_pause_state",
+            "default_entity_id": f"binary_sensor.{node}_pause", "state_topic": t["pause/state"]}
 
 
 def discovery_payload(cfg, t: dict, version: str) -> dict:
@@ -385,12 +455,10 @@ def discovery_payload(cfg, t: dict, version: str) -> dict:
             "camera": {"p": "binary_sensor", "name": "Camera", "unique_id": f"{node}_camera",
                        "default_entity_id": f"binary_sensor.{node}_camera", "device_class": "connectivity",
                        "state_topic": t["camera"]},
-            "pause": {"p": "switch", "name": "Pause face unlock", "unique_id": f"{node}_pause",
-                      "default_entity_id": f"switch.{node}_pause", "state_topic": t["pause/state"],
-                      "command_topic": t["pause/set"], "retain": False},
+            "pause": pause_component(cfg, t),
         },
     }
 
 
-def make_bridge(cfg, version: str = "0") -> NullBridge | MqttBridge:
-    return MqttBridge(cfg, version) if cfg.enabled else NullBridge()
+def make_bridge(cfg, version: str = "0", state_dir=None, allow_insecure: bool = False) -> NullBridge | MqttBridge:
+    return MqttBridge(cfg, version, state_dir, allow_insecure) if cfg.enabled else NullBridge()

@@ -178,6 +178,8 @@ class DoorPolicy:
         self._admit = admit
         self.attempt: _Attempt | None = None
         self.cooldown_until = -np.inf  # monotonic
+        self._backoff_t: float | None = None  # the backoff's end on the frames' clock t (None: not read yet)
+        self._t = 0.0  # t of the frame last looked at
         self._locked_reported = False
         self._crowded = False  # a multiple-faces deny was already recorded for this scene
         self.note = ""  # what became of the last observed frame, in words (facelatch run -v, replay)
@@ -196,7 +198,8 @@ class DoorPolicy:
         if s.failed_attempts >= self.c.max_failed_attempts:
             s.lockouts += 1
             doublings = min(s.lockouts - 1, MAX_BACKOFF_DOUBLINGS)  # 2 ** 1023 would overflow a float
-            s.backoff_until = wall + min(self.c.backoff_s * 2 ** doublings, self.c.backoff_max_s)
+            delay = min(self.c.backoff_s * 2 ** doublings, self.c.backoff_max_s)
+            s.backoff_until, self._backoff_t = wall + delay, self._t + delay
             s.failed_attempts = 0
             self._locked_reported = False
         self._save(s)
@@ -214,6 +217,24 @@ class DoorPolicy:
 
     # -- the rule ------------------------------------------------------------------
 
+    def _backed_off(self, t: float, wall: float) -> bool:
+        """In a backoff, for a frame at camera time ``t`` and wall time ``wall``.
+
+        Within a run the backoff runs on the frames' clock ``t`` (monotonic for a
+        camera), like the cooldown: a wall clock stepped back a day does not lock the
+        door for a day, one stepped forward does not end a backoff early.  The saved
+        wall-clock deadline (it must survive a restart) is trusted only up to
+        ``backoff_max_s`` ahead, and rewritten when the wall clock has stepped."""
+        s = self.state
+        self._t = t
+        if self._backoff_t is None:  # the first frame of this run
+            self._backoff_t = t + min(max(s.backoff_until - wall, 0.0), self.c.backoff_max_s)
+        left = max(0.0, min(self._backoff_t - t, self.c.backoff_max_s))
+        if (left > 0 or s.backoff_until > wall) and abs(s.backoff_until - (wall + left)) > 1.0:
+            s.backoff_until = wall + left  # the wall clock stepped: what a restart reads stays true
+            self._save(s)
+        return left > 0
+
     def _big_enough(self, box) -> bool:
         return max(box[2], box[3]) >= self.c.min_face_px
 
@@ -229,8 +250,8 @@ class DoorPolicy:
 
     def judging(self, t: float, wall: float, boxes) -> tuple[int | None, Why | None]:
         """``judged``, and when no face is judged, why not (None without faces)."""
-        if wall < self.state.backoff_until:
-            left = self.state.backoff_until - wall
+        if self._backed_off(t, wall):
+            left = self._backoff_t - t
             return None, Why("locked_out", f"locked out for {left:.0f} s more") if boxes else None
         if t < self.cooldown_until:
             left = self.cooldown_until - t
@@ -245,7 +266,7 @@ class DoorPolicy:
     def observe(self, f: FrameResult, wall: float) -> list[Decision]:
         c, out = self.c, []
         self.note = (self.judging(f.t, wall, f.boxes)[1] or f.why or Why("", "")).text
-        if wall < self.state.backoff_until:  # 1. backoff
+        if self._backed_off(f.t, wall):  # 1. backoff
             self.attempt = None
             if not self._locked_reported and f.boxes:
                 self._locked_reported = True

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -71,7 +72,10 @@ class StateStore:
     def load(self) -> LockoutState:
         now = time.time()
         try:
-            return parse_state(self.path.read_bytes(), now, self.backoff_max_s)
+            state = parse_state(self.path.read_bytes(), now, self.backoff_max_s)
+            if state.backoff_until == now + self.backoff_max_s:  # clamped: a restart must not find it again
+                self.save(state)
+            return state
         except FileNotFoundError:
             return LockoutState()
         except (OSError, CorruptState) as e:
@@ -121,3 +125,126 @@ class StateStore:
             log.warning("lockout state saved again to %s", self.path)
         self.pending, self._failing = None, False
         return True
+
+
+def _read_json_object(path: Path, keys: set[str]) -> dict:
+    """The JSON object in ``path`` with exactly ``keys``, or CorruptState."""
+    try:
+        d = json.loads(path.read_bytes(), parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise CorruptState(f"not JSON ({e.__class__.__name__})") from None
+    if not isinstance(d, dict) or set(d) != keys:
+        raise CorruptState(f"not an object with {', '.join(sorted(keys))}")
+    return d
+
+
+def _keep_aside(path: Path, e: Exception, what: str) -> None:
+    aside = path.with_suffix(".corrupt")
+    try:
+        os.replace(path, aside)
+        where = f"moved to {aside}"
+    except OSError as e2:
+        where = f"could not be moved aside ({e2.strerror})"
+    log.error("%s %s unusable (%s); %s", what, path, e, where)
+
+
+def _save_json(path: Path | None, d: dict, what: str) -> bool:
+    if path is None:
+        return True
+    try:
+        write_atomic(path, json.dumps(d).encode(), mode=0o600)
+        return True
+    except OSError as e:
+        log.error("cannot save the %s to %s (%s); kept in memory", what, path, e.strerror or e)
+        return False
+
+
+class CodeBackoff:
+    """The wrong-signature backoff of remote commands (1 s, doubling, at most
+    ``max_s``), persisted in ``path`` so that a crash or a restart does not reset it.
+
+    Within a run the deadline is monotonic: a clock stepped back or forward changes
+    nothing.  At load the wall-clock deadline on disk is trusted only up to ``max_s``
+    ahead, and a clamped deadline is written back.  A corrupt file is kept aside and
+    the backoff starts at ``max_s`` (fail closed).  Thread-safe (the MQTT thread)."""
+
+    KEYS = {"failures", "until"}
+
+    def __init__(self, path=None, max_s: float = 900.0, clock=time.monotonic, wall=time.time):
+        self.path = Path(path) if path else None
+        self.max_s, self.clock, self.wall = max_s, clock, wall
+        self.failures, self._deadline = 0, 0.0
+        self._lock = threading.Lock()
+        if self.path is not None:
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            d = _read_json_object(self.path, self.KEYS)
+            failures, until = d["failures"], d["until"]
+            if type(failures) is not int or not 0 <= failures <= MAX_COUNT or type(until) not in (int, float) \
+                    or not math.isfinite(until):
+                raise CorruptState("failures must be an integer, until a finite number")
+        except FileNotFoundError:
+            return
+        except (OSError, CorruptState) as e:
+            _keep_aside(self.path, e, "remote-command backoff")
+            failures, until = MAX_COUNT, self.wall() + self.max_s
+        left = until - self.wall()
+        clamped = left > self.max_s
+        if clamped:
+            log.warning("remote-command backoff %.0f s ahead is beyond %.0f s; clamped (is the clock right?)",
+                        left, self.max_s)
+            left = self.max_s
+        self.failures, self._deadline = failures, self.clock() + max(0.0, left)
+        if clamped:
+            self._save()
+
+    def _save(self) -> None:
+        left = max(0.0, self._deadline - self.clock())
+        _save_json(self.path, {"failures": self.failures, "until": self.wall() + left}, "remote-command backoff")
+
+    def blocked_for(self) -> float:
+        """Seconds left (0: not blocked); never more than ``max_s``."""
+        with self._lock:
+            left = self._deadline - self.clock()
+            if left > self.max_s:  # cannot happen with a monotonic clock; bound it all the same
+                self._deadline, left = self.clock() + self.max_s, self.max_s
+                self._save()
+            return max(0.0, left)
+
+    def fail(self) -> None:
+        with self._lock:
+            self.failures = min(self.failures + 1, MAX_COUNT)
+            self._deadline = self.clock() + min(2.0 ** min(self.failures - 1, 32), self.max_s)
+            self._save()
+
+    def succeed(self) -> None:
+        with self._lock:
+            if self.failures or self._deadline:
+                self.failures, self._deadline = 0, 0.0
+                self._save()
+
+
+class PauseStore:
+    """Whether face unlock is paused (the remote pause switch), persisted in ``path``
+    so that a restart keeps it.  A corrupt file is kept aside and the door starts
+    paused (the owner asked for a pause; an unreadable answer must not undo it)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def load(self) -> bool:
+        try:
+            d = _read_json_object(self.path, {"paused"})
+            if type(d["paused"]) is not bool:
+                raise CorruptState("paused must be true or false")
+            return d["paused"]
+        except FileNotFoundError:
+            return False
+        except (OSError, CorruptState) as e:
+            _keep_aside(self.path, e, "pause state")
+            return True
+
+    def save(self, paused: bool) -> bool:
+        return _save_json(self.path, {"paused": paused}, "pause state")

@@ -20,7 +20,7 @@ class Notifier:
         if self.address is None:
             return
         try:
-            self.sock.sendto("\n".join(lines).encode(), self.address)
+            self.sock.sendto("\n".join(lines).encode("utf-8", "replace"), self.address)
         except OSError:
             pass
 
@@ -31,7 +31,8 @@ class Notifier:
         self.send("WATCHDOG=1")
 
     def status(self, text: str) -> None:
-        self.send(f"STATUS={text}")
+        """One line of status (a newline would start another assignment, e.g. READY=1)."""
+        self.send("STATUS=" + "".join(ch if ch.isprintable() else "?" for ch in text))
 
     def reloading(self) -> None:
         self.send("RELOADING=1")

@@ -123,7 +123,7 @@ class Watcher:
 
     def _on_message(self, client, userdata, msg):
         with self.cond:
-            self.messages.append((msg.topic, msg.payload.decode(), bool(msg.retain)))
+            self.messages.append((msg.topic, msg.payload.decode(errors="replace"), bool(msg.retain)))
             self.cond.notify_all()
 
     def wait_for(self, pred, timeout=10.0):
@@ -143,11 +143,38 @@ class Watcher:
         with self.cond:
             return [p for t, p, _ in self.messages if t == topic]
 
+    def connected(self, timeout: float = 10.0) -> "Watcher":
+        deadline = time.monotonic() + timeout
+        while not self.c.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self
+
     def publish(self, topic, payload, retain=False):
+        self.connected()
         self.c.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
 
     def json(self, topic):
         return [json.loads(p) for p in self.payloads(topic)]
+
+    def fresh_nonce(self, base: str, timeout: float = 10.0) -> str:
+        """The newest nonce the device at ``base`` (facelatch/<node_id>) offers that this
+        watcher has not used yet (it must subscribe to ``base/nonce``)."""
+        used = getattr(self, "_used", set())
+        self._used = used
+        self.wait_for(lambda t, p, r: t == f"{base}/nonce" and p not in used, timeout)
+        nonce = [p for p in self.payloads(f"{base}/nonce") if p not in used][-1]
+        used.add(nonce)
+        return nonce
+
+    def signed(self, base: str, target: str, action: str, secret: str, nonce: str | None = None) -> str:
+        """Publish a command signed as the owner would (edge.commands.sign); the payload."""
+        from edge.commands import sign
+
+        nonce = nonce or self.fresh_nonce(base)
+        topic = f"{base}/{target}/set"
+        payload = json.dumps({"action": action, "nonce": nonce, "mac": sign(secret.encode(), topic, action, nonce)})
+        self.publish(topic, payload)
+        return payload
 
     def close(self):
         self.c.disconnect()

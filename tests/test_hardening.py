@@ -507,7 +507,7 @@ def test_unit_exposure_is_ok_offline():
                         str(ROOT / "systemd" / "facelatch.service")], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr
     level = float(r.stdout.split("Overall exposure level for facelatch.service:")[1].split()[0])
-    assert level <= 3.0
+    assert level <= 1.5  # issue 20: stays at or below 1.5 (1.2 measured, systemd 252)
     unit = (ROOT / "systemd" / "facelatch.service").read_text()
     for device in ("char-video4linux", "char-media", "/dev/vchiq", "/dev/dma_heap", "/dev/gpiomem", "char-gpiochip"):
         assert f"DeviceAllow={device} rw" in unit

@@ -194,7 +194,8 @@ def test_judged_names_the_face_that_can_count():
     assert [x.kind for x in feed(q, [([OTHER, FACE], True)] * 3)] == ["unlock"]
     assert q.judged(1.0, 1000.0, [FACE]) is None  # the cooldown after that unlock
     r = DoorPolicy(PolicyConfig(), LockoutState(0, 1, 2000.0))
-    assert r.judged(0.0, 1000.0, [FACE]) is None and r.judged(0.0, 2000.0, [FACE]) == 0  # a backoff, then not
+    assert r.judged(0.0, 1000.0, [FACE]) is None and r.judged(600.0, 2000.0, [FACE]) == 0  # a backoff (on the
+    # frames' clock, at most backoff_max_s = 600 s: the saved deadline was 1000 s ahead), then not
 
 
 def _observe(p, frames, wall0=1000.0):
