@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from convert.liveness import DOOR_KINDS  # noqa: E402
 from convert.pad_data import BY_NAME  # noqa: E402
-from convert.pad_stack import judge, nested_loso, thresholds_nested, thresholds_zero_shot  # noqa: E402
+from convert.pad_stack import capture_order, judge, nested_loso, thresholds_nested, thresholds_zero_shot  # noqa: E402
 
 WEIGHTS = ROOT.parent / "shared" / "weights" / "minifasnet"
 MEMBERS = {"v2": ("2.7_80x80_MiniFASNetV2.pth", "crops_v2"), "v1se": ("4_0_0_80x80_MiniFASNetV1SE.pth", "crops_v1se"),
@@ -100,9 +100,7 @@ def report(args):
     idx = f["index"]
     source, live = z["source"][idx], z["live"][idx]
     # capture order: (sequence, frame number) as one sortable key
-    seq = z["sequence"][idx]
-    _, seq_rank = np.unique(seq, return_inverse=True)
-    order = seq_rank.astype(np.int64) * 10**18 + z["order"][idx].astype(np.int64) % 10**18
+    order = capture_order(z["sequence"][idx], z["order"][idx])
     kinds = {s: BY_NAME[s].kind for s in set(source)}
     door = sorted(s for s, k in kinds.items() if k in DOOR_KINDS)
     crops = sorted(s for s, k in kinds.items() if k == "crops")

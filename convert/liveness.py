@@ -162,7 +162,7 @@ def fit_head(card, scan: dict, judged: np.ndarray | None, how: str = "pooled", b
     ``judged``: which found faces the door would judge (quality gate, size), or None."""
     from edge.liveness import member_log_odds
 
-    from .pad_stack import capped, cell_weights, fit_logistic, head_score, judge, nested_loso, rule, \
+    from .pad_stack import capped, capture_order, cell_weights, fit_logistic, head_score, judge, nested_loso, rule, \
         thresholds_nested
 
     found = np.flatnonzero(scan["found"])
@@ -177,8 +177,7 @@ def fit_head(card, scan: dict, judged: np.ndarray | None, how: str = "pooled", b
         raise SystemExit(f"{card.model_path.name} has no feature output: import it with --features")
     x = out[:, :-n_logits] if inputs == "features" else member_log_odds(out[:, -n_logits:])
     live, source = scan["live"][keep], scan["source"][keep]
-    _, seq_rank = np.unique(scan["sequence"][keep], return_inverse=True)
-    order = seq_rank.astype(np.int64) * 10**18 + scan["order"][keep].astype(np.int64) % 10**18
+    order = capture_order(scan["sequence"][keep], scan["order"][keep])
     m = capped(np.ones(len(live), bool), live, source, cap)
     head = fit_logistic(x[m], live[m].astype(float), cell_weights(live[m], source[m]))
     nest = nested_loso(x, live, source, door, cap=cap)

@@ -83,14 +83,25 @@ SOURCES = [
 BY_NAME = {s.name: s for s in SOURCES}
 
 
+EPOCH_DIGITS = re.compile(r"1\d{9}\d{1,9}")  # str(time.time()) with the point removed: 10 + 1..9 digits
+
+
 def order_key(name: str) -> tuple:
     """Capture order: NUAA ``ID_glasses_pos_session_picNo`` -> (session part, picNo);
-    webcam recordings are named by timestamp; crops by frame number."""
+    webcam recordings are named by timestamp; crops by frame number.
+
+    The YOLO recordings name a frame ``str(time.time())`` without its point
+    (``1710696075.7851448`` -> ``17106960757851448``), so the number of fraction digits
+    varies (Python drops trailing zeros): such a name orders as nanoseconds since the
+    epoch, not as the integer of its digits (which would put every frame with fewer
+    fraction digits before all the others)."""
     stem = Path(name).stem
     parts = stem.split("_")
     if len(parts) == 5 and all(p.isdigit() for p in parts):
         return ("_".join(parts[:4]), int(parts[4]))
     digits = re.sub(r"\D", "", stem)
+    if EPOCH_DIGITS.fullmatch(digits):
+        return ("", int(digits[:10]) * 10**9 + int(digits[10:].ljust(9, "0")), stem)
     return ("", int(digits) if digits else 0, stem)
 
 

@@ -154,6 +154,16 @@ def thresholds_nested(nest, live, source, door, q, how):
     return {s: rule({t: nest["tune"][(s, t)][live[source == t]] for t in door if t != s}, q, how) for s in door}
 
 
+def capture_order(sequence, order) -> np.ndarray:
+    """Every frame's rank in capture order: by recording sequence, then by ``order``
+    within it (``seq_rank * 10**18 + order`` overflows int64 beyond 9 sequences)."""
+    _, seq_rank = np.unique(np.asarray(sequence), return_inverse=True)
+    idx = np.lexsort((np.asarray(order, np.int64), seq_rank))
+    rank = np.empty(len(idx), np.int64)
+    rank[idx] = np.arange(len(idx))
+    return rank
+
+
 def judge(scores, live, source, order, thr, calibrate=False):
     """APCER / BPCER / AUC / attack-window pass share of one source at ``thr``;
     with ``calibrate`` the first half of its live frames (capture order) calibrate."""

@@ -62,8 +62,9 @@ def test_sources_are_unpacked_by_folder_label_with_exact_duplicates_dropped(tmp_
     monkeypatch.setattr(pad_data, "SOURCES", [pad_data.Source("webcam", "someone/webcam", "frames", "Dataset/Real",
                                                                "Dataset/Fake", "screen replay")])
     manifest = pad_data.build(mirrors, None, tmp_path / "out", log=lambda *_: None)
-    assert [(m["label"], m["order"]) for m in manifest] == [("live", 17000000001), ("live", 17000000002),
-                                                            ("attack", 17000000004)]
+    o = lambda stem: pad_data.order_key(stem + ".jpg")[1]  # noqa: E731
+    assert [(m["label"], m["order"]) for m in manifest] == [("live", o("17000000001")), ("live", o("17000000002")),
+                                                            ("attack", o("17000000004"))]
     assert (tmp_path / "out/webcam/live/17000000002.jpg").read_bytes() == a
     assert json.loads((tmp_path / "out/manifest.json").read_text()) == manifest
 
@@ -134,8 +135,32 @@ def test_yolo_sources_take_the_label_file_across_the_history_and_drop_what_disag
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "deleted")
     monkeypatch.setattr(pad_data, "SOURCES", [pad_data.Source("yolo", "someone/yolo", "yolo", "", "", "replay")])
     manifest = pad_data.build(mirrors, None, tmp_path / "out", log=lambda *_: None)
-    assert [(m["label"], m["order"]) for m in manifest] == [("live", 17000000001), ("attack", 17000000002)]
+    o = lambda stem: pad_data.order_key(stem + ".jpg")[1]  # noqa: E731
+    assert [(m["label"], m["order"]) for m in manifest] == [("live", o("17000000001")), ("attack", o("17000000002"))]
     monkeypatch.setattr(pad_data, "SOURCES", [pad_data.Source("yolo", "someone/yolo", "yolo", "", "", "replay",
                                                                history=False)])
     assert [(m["label"], m["order"]) for m in pad_data.build(mirrors, None, tmp_path / "out2", log=lambda *_: None)] \
-        == [("attack", 17000000009)]  # HEAD only: the Fake folder's frame, no label file beside it
+        == [("attack", o("17000000009"))]  # HEAD only: the Fake folder's frame, no label file beside it
+
+
+def test_timestamp_names_order_by_time_whatever_their_number_of_fraction_digits():
+    """The YOLO recordings name frames str(time.time()) without the point; Python drops
+    trailing zeros, so 16- and 17-digit names mix (about a fifth have 16 or fewer)."""
+    from convert.pad_data import order_key
+
+    names = ["1710696075.7851448", "1710696075.9", "1710696076.0512", "1710696623.070912", "1710696623.5"]
+    files = [n.replace(".", "") + ".jpg" for n in names]  # as Data_collection.py writes them
+    assert sorted(files, key=order_key) == files
+    assert order_key("frame_12.jpg")[1] < order_key("frame_13.jpg")[1]  # crops: frame numbers as before
+    assert order_key("0.jpg")[1] == 0
+
+
+def test_capture_order_ranks_many_sequences_without_overflow():
+    from convert.pad_stack import capture_order
+
+    seq = np.repeat([f"s{i:02d}" for i in range(30)], 3)[::-1]  # 30 sequences, listed backwards
+    order = np.tile([1_710_696_075_785_144_800, 1_710_696_076_000_000_000, 1_710_696_623_070_912_000], 30)[::-1]
+    rank = capture_order(seq, order)
+    assert sorted(rank) == list(range(90))
+    by_rank = np.argsort(rank)
+    assert list(seq[by_rank]) == sorted(seq) and all(np.diff(order[by_rank][:3]) > 0)
