@@ -16,6 +16,7 @@ The file (``liveness_calibration.json`` in the state directory, written atomical
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ import numpy as np
 
 from .errors import FacelatchError
 from .fileio import write_atomic
+
+log = logging.getLogger("facelatch")
 
 FILE = "liveness_calibration.json"
 REJECT = 0.02  # the share of this camera's live frames the installation threshold may reject
@@ -44,13 +47,15 @@ class Calibration:
     model_sha256: str
     scores: list  # P(live) of live frames recorded at this camera, oldest first
     sessions: list  # {"time", "by", "frames"} per recording
+    other_model: str | None = None  # the file was measured with this other model (its scores were dropped)
 
     def threshold(self, shipped: float) -> float | None:
         """This installation's threshold, or None while fewer than MIN_FRAMES are recorded."""
         return calibrated_threshold(self.scores, shipped) if len(self.scores) >= MIN_FRAMES else None
 
     def record(self, scores, by: str) -> None:
-        self.scores = (list(self.scores) + [round(float(s), 5) for s in scores])[-MAX_SCORES:]
+        scores = [float(s) for s in scores if math.isfinite(float(s))]  # a NaN score would make the file unreadable
+        self.scores = (list(self.scores) + [round(s, 5) for s in scores])[-MAX_SCORES:]
         self.sessions.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "by": by, "frames": len(scores)})
 
     def save(self, state_dir, shipped: float) -> Path:
@@ -75,13 +80,13 @@ def load(state_dir, model_sha256: str) -> Calibration:
         scores = [float(s) for s in data["scores"]]
         sessions = list(data.get("sessions", []))
         sha = str(data["model_sha256"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
         raise FacelatchError(f"liveness calibration {path} is unreadable ({e.__class__.__name__}); "
-                             "run facelatch liveness --camera --calibrate again, or remove the file") from None
+                             "remove the file, then run facelatch liveness --camera --calibrate again") from None
     if not all(0.0 <= s <= 1.0 for s in scores):
-        raise FacelatchError(f"liveness calibration {path}: scores outside 0..1; calibrate again or remove the file")
+        raise FacelatchError(f"liveness calibration {path}: scores outside 0..1; remove the file, then calibrate again")
     if sha != model_sha256:
-        return Calibration(model_sha256, [], [])  # measured with another model: start afresh
+        return Calibration(model_sha256, [], [], other_model=sha)  # measured with another model: start afresh
     return Calibration(sha, scores, sessions)
 
 
@@ -90,7 +95,9 @@ def installation_threshold(state_dir, model_sha256: str, shipped: float) -> tupl
     cal = load(state_dir, model_sha256)
     thr = cal.threshold(shipped)
     if thr is None:
-        why = (f"{len(cal.scores)} live frames recorded, {MIN_FRAMES} needed" if cal.scores else "not calibrated")
+        why = (f"{len(cal.scores)} live frames recorded, {MIN_FRAMES} needed" if cal.scores else
+               f"the calibration was measured with another liveness model ({cal.other_model[:12]}); calibrate again"
+               if cal.other_model else "not calibrated")
         return shipped, f"the model card's default ({why})"
     return thr, f"calibrated on this camera ({len(cal.scores)} live frames, rejects <= {REJECT:.0%})"
 
@@ -103,6 +110,11 @@ def apply(liveness, cfg) -> str | None:
         return None
     if cfg.liveness.threshold >= 0:
         liveness.threshold = cfg.liveness.threshold
+        if cfg.liveness.threshold < liveness.default_threshold:  # e.g. a value tuned for an earlier model
+            log.warning("liveness.threshold = %g in the config is below this model's default %.4f: more attacks pass "
+                        "than the model card was measured for", cfg.liveness.threshold, liveness.default_threshold)
+            return (f"liveness.threshold in the config, BELOW the model card's default "
+                    f"{liveness.default_threshold:.3f}")
         return "liveness.threshold in the config"
     liveness.threshold, origin = installation_threshold(cfg.state_dir, liveness.model_sha256, liveness.default_threshold)
     return origin

@@ -104,3 +104,46 @@ def test_enrolling_at_the_camera_records_its_live_frames(installation):
     stored = json.loads((state / calibration.FILE).read_text())
     assert stored["frames"] >= 3 and stored["sessions"][-1]["by"].startswith("facelatch enroll --camera")
     assert "liveness" in out and stored["threshold"] is None or stored["threshold"] >= stored["shipped_threshold"]
+
+
+def test_a_calibration_for_another_model_says_so(tmp_path):
+    """After a model update (the card's sha256 changes) the old calibration no longer
+    counts: the door must say why, not 'not calibrated'."""
+    cal = calibration.load(tmp_path, "a" * 64)
+    cal.record(np.linspace(0.5, 1.0, calibration.MIN_FRAMES), "test")
+    cal.save(tmp_path, 0.13)
+    thr, origin = calibration.installation_threshold(tmp_path, "b" * 64, 0.13)
+    assert thr == 0.13 and "another liveness model" in origin and "calibrate again" in origin
+
+
+def test_a_damaged_file_error_gives_advice_that_works_and_is_one_line(tmp_path):
+    path = tmp_path / calibration.FILE
+    path.write_text("[" * 100000)  # nested too deep for json: RecursionError, not a one-line error
+    with pytest.raises(FacelatchError, match="unreadable") as e:
+        calibration.load(tmp_path, "a" * 64)
+    # 'calibrate again' alone cannot work: calibrating loads the damaged file first
+    assert "remove the file, then" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_non_finite_score_is_not_recorded(tmp_path):
+    """A NaN P(live) written into the file would stop the door at its next start ('outside 0..1')."""
+    cal = calibration.load(tmp_path, "a" * 64)
+    cal.record(list(np.linspace(0.5, 1.0, calibration.MIN_FRAMES)) + [float("nan"), float("inf")], "test")
+    cal.save(tmp_path, 0.13)
+    assert len(calibration.load(tmp_path, "a" * 64).scores) == calibration.MIN_FRAMES
+
+
+def test_a_config_threshold_below_the_card_is_said_aloud(tmp_path, caplog):
+    """A threshold kept from an earlier model (the V2 card's 0.1316) overrides the new card's
+    default and any calibration: allowed, but never silently."""
+    class FakeLiveness:
+        default_threshold, threshold, model_sha256 = 0.4967, 0.4967, "a" * 64
+
+    cfg = config_mod.parse({"state_dir": str(tmp_path), "liveness": {"threshold": 0.1316}})
+    live = FakeLiveness()
+    with caplog.at_level("WARNING", logger="facelatch"):
+        origin = calibration.apply(live, cfg)
+    assert live.threshold == 0.1316 and "BELOW the model card's default" in origin
+    assert any("below this model's default" in r.message for r in caplog.records)
+    cfg = config_mod.parse({"state_dir": str(tmp_path), "liveness": {"threshold": 0.6}})
+    assert calibration.apply(FakeLiveness(), cfg) == "liveness.threshold in the config"
