@@ -330,16 +330,22 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
             if reload.is_set():
                 reload.clear()
                 notifier.reloading()
+                running = door.pipeline.liveness  # shared with the new Door when the models are the same
+                running_threshold = running.threshold if running is not None else None
+                reloaded = False
                 try:
                     cfg, door, bridge, camera = reload_parts(cfg, door, bridge, camera, load(),
                                                              camera_for)
                     bridge.paused(paused)  # a new bridge starts out saying "not paused"
+                    reloaded = True
                     log.info("reloaded configuration and household (%d people)", len(door.identifier.names))
                     warn_insecure(door)
                 except FacelatchError as e:
                     log.error("reload failed, keeping the running configuration: %s", e)
                 except Exception as e:  # never let a reload take the door down
                     log.exception("reload failed (%s), keeping the running configuration", e.__class__.__name__)
+                if not reloaded and running is not None:  # the new Door set the shared model's threshold
+                    running.threshold = running_threshold  # (its calibration) before it failed: undo that
                 notifier.ready("reloaded")
             frame = camera.read()
             now = time.monotonic()

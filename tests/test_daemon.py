@@ -459,3 +459,36 @@ def test_the_door_examines_the_face_the_policy_counts(tmp_path, enrolled, monkey
     result = door.judge(Frame(np.zeros((480, 640, 3), np.uint8), 0.1, time.time(), 1))
     assert result.boxes == [] and not result.match and door.policy.observe(result, time.time()) == []
     assert frame_line(result, 1, door.policy).endswith("error while judging this frame: no match (see the log)")
+
+
+def test_a_failed_reload_leaves_the_running_liveness_threshold_alone(tmp_path, enrolled, faces, monkeypatch, caplog):
+    """The new Door shares the running door's liveness model when the models are the same,
+    and sets its threshold from *its* state directory before it can fail: a reload that
+    fails must not leave the running door at the card's default when it was calibrated
+    stricter ("keeping the running configuration")."""
+    from edge import calibration, daemon
+
+    cfg, state = setup_door(tmp_path, enrolled, [frame(faces["obama"])] * 8, liveness=True)
+    sha = json.loads((ROOT / "models" / "facelatch_liveness.json").read_text())["sha256"]
+    cal = calibration.load(state, sha)
+    cal.record([0.9] * calibration.MIN_FRAMES, "test")
+    cal.save(state, 0.0)
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "template.json").write_text("{")  # the household file is damaged there: the new Door fails
+    seen, judge = [], daemon.Door.judge
+
+    def recording(self, f):
+        seen.append(self.pipeline.liveness.threshold)
+        return judge(self, f)
+
+    def on_frame(count):
+        if count == 2:
+            cfg.write_text(cfg.read_text().replace(f'state_dir = "{state}"', f'state_dir = "{moved}"'))
+            os.kill(os.getpid(), signal.SIGHUP)
+
+    monkeypatch.setattr(daemon.Door, "judge", recording)
+    with caplog.at_level(logging.ERROR, logger="facelatch"):
+        run(str(cfg), on_frame=on_frame)
+    assert any("reload failed" in r.getMessage() for r in caplog.records)
+    assert len(seen) == 8 and seen == [pytest.approx(0.9)] * 8
