@@ -79,6 +79,9 @@ class LinearHead:
         if not size or not (self.mean.shape == self.std.shape == self.w.shape == (size,)) or not np.all(self.std > 0):
             raise FacelatchError(f"liveness card: the head's {self.inputs!r} inputs do not fit the model "
                                  f"({members} members, {features} feature values)")
+        if not all(np.all(np.isfinite(v)) for v in (self.mean, self.std, self.w, self.b)):
+            # NaN would score every face NaN: never live, the door shut without a word
+            raise FacelatchError("liveness card: the head's mean, std, w and b must be finite numbers")
 
     def __call__(self, features: np.ndarray, logits: np.ndarray) -> float:
         x = features if self.inputs == "features" else member_log_odds(logits)
@@ -102,8 +105,13 @@ class Liveness:
         self.model_sha256 = str(card.data["sha256"])
         self.n_logits = 3 * len(self.scales)
         self.n_features = int(card.data.get("outputs", {}).get("features", 0))
-        head = card.data.get("head")
-        self.head = LinearHead(head, len(self.scales), self.n_features) if head else None
+        # a "head" that is present but empty or null is a damaged card, not "no head" (the
+        # card's threshold is for the head's scores, not for the members' mean)
+        self.head = LinearHead(card.data["head"], len(self.scales), self.n_features) if "head" in card.data else None
+        size = int(np.prod(self.model.outputs[0]["shape"]))
+        if size != self.n_features + self.n_logits:
+            raise FacelatchError(f"{card.path.name}: the model gives {size} values, the card says "
+                                 f"{self.n_features} features + {self.n_logits} logits")
 
     def patch(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         return stacked_patches(rgb, face.box, self.size, self.scales)

@@ -147,3 +147,30 @@ def test_the_cards_head_is_checked_and_computed_as_written():
     for bad in ({**head, "w": head["w"][:5]}, {**head, "std": [0.0] * 6}, {**head, "inputs": "pixels"}, {"w": 1}):
         with pytest.raises(FacelatchError, match="liveness card"):
             LinearHead(bad, members=2, features=6)
+
+
+def test_a_damaged_head_is_a_one_line_error_not_a_door_that_never_opens(tmp_path):
+    import json
+    import shutil
+
+    import numpy as np
+    import pytest
+
+    from edge.errors import FacelatchError
+    from edge.liveness import LinearHead, Liveness
+    from edge.modelcard import load_card, models_dir
+
+    head = {"inputs": "features", "mean": [0.0] * 6, "std": [1.0] * 6, "w": [1.0] * 6, "b": 0.0}
+    for bad in ({**head, "w": [float("nan")] * 6}, {**head, "b": float("inf")}, {**head, "mean": [float("-inf")] * 6}):
+        with pytest.raises(FacelatchError, match="finite"):
+            LinearHead(bad, members=2, features=6)
+    card = json.loads((models_dir() / "facelatch_liveness.json").read_text())
+    shutil.copy(models_dir() / "facelatch_liveness.tflite", tmp_path / "facelatch_liveness.tflite")
+    for broken in ({**card, "head": {}}, {**card, "head": None}, {**card, "outputs": {"logits": 9}}):
+        (tmp_path / "facelatch_liveness.json").write_text(json.dumps(broken))
+        with pytest.raises(FacelatchError) as e:  # was: the members' mean at the head's threshold, or a crash per face
+            Liveness(load_card(tmp_path / "facelatch_liveness.json", kind="liveness"))
+        assert "\n" not in str(e.value)
+    (tmp_path / "facelatch_liveness.json").write_text(json.dumps(card))
+    assert Liveness(load_card(tmp_path / "facelatch_liveness.json", kind="liveness")).head is not None
+    assert np.isfinite(card["head"]["b"])
