@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import FacelatchError
 from .images import DEFAULT_MAX_MP, is_image, read_image
-from .v4l2 import virtual_camera_reason
+from .v4l2 import is_index, virtual_camera_reason
 
 log = logging.getLogger("facelatch")
 
@@ -52,7 +52,7 @@ class OpenCVCamera:
                                  "or set [security] allow_insecure = true")
         if virtual:
             log.warning("INSECURE (allowed by [security] allow_insecure): %s", virtual)
-        target = int(self.device) if self.device.isdigit() else self.device
+        target = int(self.device) if is_index(self.device) else self.device
         cap = cv2.VideoCapture(target)
         if not cap.isOpened():
             raise CameraError(f"cannot open camera {self.device!r}")

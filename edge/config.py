@@ -198,7 +198,9 @@ def insecure_settings(cfg: Config) -> list[str]:
 
 def is_video_file(device: str) -> bool:
     """An opencv camera.device that names a file (not an index, a /dev node or a URL)."""
-    return not (device.isdigit() or device.startswith("/dev/") or "://" in device)
+    from .v4l2 import is_index
+
+    return not (is_index(device) or device.startswith("/dev/") or "://" in device)
 
 
 def missing_files(cfg: Config) -> list[str]:

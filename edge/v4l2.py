@@ -27,14 +27,24 @@ SYSFS = Path("/sys")
 VIRTUAL_NAMES = re.compile(r"v4l2.?loopback|dummy video device|virtual|akvcam|\bobs\b|droidcam|loopback", re.IGNORECASE)
 
 
+def is_index(device: str) -> bool:
+    """A V4L2 index ("0", "01"): ASCII digits only ("²".isdigit() is true, int("²") fails)."""
+    return device.isascii() and device.isdigit()
+
+
 def video_node(device: str) -> str | None:
-    """``videoN`` for a V4L2 device given as an index ("0") or a path (/dev/video0,
-    or a udev link such as /dev/v4l/by-id/...); None for URLs and files."""
-    if device.isdigit():
+    """``videoN`` for a V4L2 device given as an index ("0") or a path that resolves to
+    /dev/videoN (/dev/video0, a udev link such as /dev/v4l/by-id/..., or any other
+    symbolic link or relative path to it: OpenCV opens each of them); None for URLs
+    and files."""
+    if is_index(device):
         return f"video{int(device)}"
-    if not device.startswith("/dev/"):
+    if not device or "://" in device:
         return None
-    name = Path(os.path.realpath(device)).name
+    real = os.path.realpath(device)
+    if not real.startswith("/dev/"):
+        return None
+    name = Path(real).name
     return name if re.fullmatch(r"video\d+", name) else None
 
 

@@ -63,3 +63,25 @@ def test_the_door_refuses_to_start_on_a_virtual_camera(tmp_path, monkeypatch):
     lines = [line for line in err.splitlines() if "refusing camera" in line]
     assert len(lines) == 1 and "virtual video device" in lines[0] and "allow_insecure" in lines[0]
     assert not (tmp_path / "state" / "audit.jsonl").exists() or "unlock" not in (tmp_path / "state" / "audit.jsonl").read_text()
+
+
+def test_a_virtual_camera_behind_any_link_or_relative_path_is_refused(tmp_path, monkeypatch):
+    """OpenCV opens a V4L2 node by any path that leads to it, not only by /dev/...:
+    a link elsewhere (/srv/cams/front -> /dev/video7) or a relative path."""
+    monkeypatch.setattr(v4l2, "SYSFS", fake_sysfs(tmp_path / "sys", "video7", "Dummy video device (0x0000)", "virtual"))
+    (tmp_path / "cams").mkdir()
+    (tmp_path / "cams" / "front").symlink_to("/dev/video7")
+    monkeypatch.chdir(tmp_path)
+    for device in (str(tmp_path / "cams" / "front"), "cams/front", "/dev/./video7", "/dev//video7"):
+        assert v4l2.virtual_camera_reason(device), device
+        with pytest.raises(FacelatchError, match="refusing camera"):
+            OpenCVCamera(device).open()
+
+
+def test_odd_index_strings_are_no_crash(tmp_path, monkeypatch):
+    monkeypatch.setattr(v4l2, "SYSFS", fake_sysfs(tmp_path, "video1", "Dummy video device (0x0000)", "virtual"))
+    assert v4l2.virtual_camera_reason("01")  # OpenCV's index 1, as int("01") says
+    for device in ("²", "٣", "", " 1"):  # str.isdigit() is true for the first two; int("²") raises
+        assert v4l2.virtual_camera_reason(device) is None
+        with pytest.raises(CameraError):  # an ordinary "cannot open", not a ValueError traceback
+            OpenCVCamera(device).open()
