@@ -4,8 +4,9 @@ A *source* is one camera and one person (or, for NUAA, one site and webcam): liv
 frames and attack frames (printed photos for NUAA; phone/monitor/TV screen replays
 for the webcam recordings).  The fetched repositories are unpacked from their git
 snapshots (``fetch`` puts them under ``/work/.mirror/<owner>+<name>``); labels come
-from the folder name only, never from the YOLO label files beside the images, and
-an image whose git blob was already taken (by this or an earlier source) is dropped.
+from the folder name (``frames`` / ``crops``) or from the YOLO label file checked
+against the folder (``yolo``; the rules below), and an image whose git blob was
+already taken (by this or an earlier source) is dropped.
 
     facelatch-convert pad-data --mirrors /work/.mirror --nuaa ../shared/data/nuaa-train --out build/pad
 
