@@ -3,6 +3,7 @@ payloads that crashed the daemon or paho's thread, floods, expiry, the pause, th
 wrong-signature backoff, leaks.  Real mosquitto (tests/mqtt_broker.py) where a
 broker matters; the rest on the small objects."""
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -56,6 +57,19 @@ def unlock_bridge(tmp_path, broker, **kw):
 
 def owner(broker):
     return Watcher(broker, f"{T}/#", user=("ha", "s3cret-ha"))
+
+
+@contextlib.contextmanager
+def online_pair(tmp_path, broker, **kw):
+    """The owner's client and a remote-unlock bridge, once the bridge says it is online; both closed after."""
+    w = owner(broker)
+    b = unlock_bridge(tmp_path, broker, **kw)
+    try:
+        w.wait_for(lambda t, p, r: t == f"{T}/status" and p == "online")
+        yield w, b
+    finally:
+        b.close()
+        w.close()
 
 
 def wait_commands(bridge, pred, timeout=10.0):
@@ -245,10 +259,7 @@ def test_every_hostile_payload_is_refused_with_a_short_printable_reason(raw):
 
 @needs_mosquitto
 def test_hostile_payloads_never_kill_paho_and_a_dead_network_thread_is_restarted(tmp_path, tls_broker):
-    w = owner(tls_broker)
-    b = unlock_bridge(tmp_path, tls_broker)
-    try:
-        w.wait_for(lambda t, p, r: t == f"{T}/status" and p == "online")
+    with online_pair(tmp_path, tls_broker) as (w, b):
         for raw in HOSTILE:
             for topic in (LOCK, PAUSE, "homeassistant/status"):
                 w.publish(topic, raw)
@@ -277,9 +288,6 @@ def test_hostile_payloads_never_kill_paho_and_a_dead_network_thread_is_restarted
         assert b.restarts == 1
         w.signed(T, "lock", "OPEN", CODE)
         wait_commands(b, accepted)
-    finally:
-        b.close()
-        w.close()
 
 
 def test_status_text_is_always_one_encodable_line(tmp_path):
@@ -295,10 +303,7 @@ def test_status_text_is_always_one_encodable_line(tmp_path):
 
 @needs_mosquitto
 def test_the_owners_command_acts_after_a_flood_of_3000_junk_commands(tmp_path, tls_broker):
-    w = owner(tls_broker)
-    b = unlock_bridge(tmp_path, tls_broker)
-    try:
-        w.wait_for(lambda t, p, r: t == f"{T}/status" and p == "online")
+    with online_pair(tmp_path, tls_broker) as (w, b):
         stale = w.fresh_nonce(T)
         junk = [b"OPEN", b'{"action":"OPEN","code":"000000"}', b'{"action":"\\ud800"}', b"[" * 600,
                 json.dumps({"action": "OPEN", "nonce": "00" * 16, "mac": "11" * 32}).encode()]
@@ -315,9 +320,6 @@ def test_the_owners_command_acts_after_a_flood_of_3000_junk_commands(tmp_path, t
         assert len(refused) <= 2 * 21  # rate-limited per topic: a burst of 20, then 1 a minute
         assert len(refused) + sum(c.suppressed for c in refused) + sum(b._suppressed.values()) == 3000
         assert acted_s < 15, acted_s
-    finally:
-        b.close()
-        w.close()
 
 
 def test_rate_limit_is_per_source():
@@ -507,10 +509,7 @@ def test_facelatch_remote_without_a_code_is_a_one_line_error(tmp_path, capsys):
 
 @needs_mosquitto
 def test_the_end_of_a_flood_is_on_record_as_a_count(tmp_path, tls_broker):
-    w = owner(tls_broker)
-    b = unlock_bridge(tmp_path, tls_broker, refused_per_minute=60.0)  # 1 a second after the burst of 20
-    try:
-        w.wait_for(lambda t, p, r: t == f"{T}/status" and p == "online")
+    with online_pair(tmp_path, tls_broker, refused_per_minute=60.0) as (w, b):  # 1 a second after the burst of 20
         for _ in range(200):
             w.c.publish(LOCK, b"OPEN", qos=0)
         w.publish(LOCK, b"OPEN")
@@ -518,9 +517,6 @@ def test_the_end_of_a_flood_is_on_record_as_a_count(tmp_path, tls_broker):
         time.sleep(0.3)
         got += b.commands()
         left = sum(b._suppressed.values())
-    finally:
-        b.close()
-        w.close()
     summary = [c for c in got if c.action == "?"][-1]
     assert summary.refused == "refused commands not audited one by one (rate limit)"
     assert len([c for c in got if c.action != "?"]) + sum(c.suppressed for c in got) + left == 201
