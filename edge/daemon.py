@@ -232,8 +232,9 @@ def warn_insecure(door: Door) -> None:
         log.warning("INSECURE (allowed by [security] allow_insecure): %s", reason)
 
 
-def bridge_for(cfg: config_mod.Config):
-    return make_bridge(cfg.mqtt, version(), cfg.state_dir, cfg.security.allow_insecure)
+def bridge_for(cfg: config_mod.Config, paused: bool = False):
+    """The MQTT bridge for ``cfg``, saying from its first message whether face unlock is paused."""
+    return make_bridge(cfg.mqtt, version(), cfg.state_dir, cfg.security.allow_insecure, paused)
 
 
 def reload_parts(cfg, door: Door, bridge, camera, new_cfg, camera_for):
@@ -243,7 +244,7 @@ def reload_parts(cfg, door: Door, bridge, camera, new_cfg, camera_for):
     running one is replaced; only the actuator must free its pin first (a GPIO pin
     cannot be claimed twice), so it is swapped last and the old one is reclaimed if
     the new one cannot be made."""
-    new_bridge = bridge_for(new_cfg) if (new_cfg.mqtt, new_cfg.state_dir, new_cfg.security) != \
+    new_bridge = bridge_for(new_cfg, door.pause.load()) if (new_cfg.mqtt, new_cfg.state_dir, new_cfg.security) != \
         (cfg.mqtt, cfg.state_dir, cfg.security) else None
     try:
         same_models = new_cfg.model == cfg.model and new_cfg.liveness == cfg.liveness
@@ -289,15 +290,14 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
     cfg = load()
     door = Door(cfg)
     verbose = log.isEnabledFor(logging.DEBUG)
+    paused = door.pause.load()
     try:
-        bridge = bridge_for(cfg)
+        bridge = bridge_for(cfg, paused)
     except FacelatchError:
         door.close()
         raise
-    paused = door.pause.load()
     if paused:
         log.warning("face unlock is paused (remote pause switch, kept across restarts)")
-    bridge.paused(paused)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -336,7 +336,6 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
                 try:
                     cfg, door, bridge, camera = reload_parts(cfg, door, bridge, camera, load(),
                                                              camera_for)
-                    bridge.paused(paused)  # a new bridge starts out saying "not paused"
                     reloaded = True
                     log.info("reloaded configuration and household (%d people)", len(door.identifier.names))
                     warn_insecure(door)

@@ -140,7 +140,7 @@ class NullBridge:
 class MqttBridge:
     """The door on an MQTT broker (see the module text)."""
 
-    def __init__(self, cfg, version: str = "0", state_dir=None, allow_insecure: bool = False):
+    def __init__(self, cfg, version: str = "0", state_dir=None, allow_insecure: bool = False, paused: bool = False):
         try:
             import paho.mqtt.client as paho
         except ImportError:
@@ -191,7 +191,9 @@ class MqttBridge:
         c.reconnect_delay_set(max(1, int(cfg.reconnect_min_s)), max(1, int(cfg.reconnect_max_s)))
         c.on_connect, c.on_message, c.on_disconnect = self._on_connect, self._on_message, self._on_disconnect
         self._retain("lock/state", "LOCKED")
-        self._retain("pause/state", "OFF")
+        # the pause as it is, from the first message: a bridge made on a reload that first said OFF and then ON
+        # left OFF as the last word on the broker in 3 of 4 runs (two clients with one id while they swap)
+        self._retain("pause/state", "ON" if paused else "OFF")
         self._offer_nonce()
         c.connect_async(cfg.host, cfg.port, keepalive=int(cfg.keepalive_s))
         c.loop_start()  # paho's network thread: connects, reconnects with backoff
@@ -460,5 +462,6 @@ def discovery_payload(cfg, t: dict, version: str) -> dict:
     }
 
 
-def make_bridge(cfg, version: str = "0", state_dir=None, allow_insecure: bool = False) -> NullBridge | MqttBridge:
-    return MqttBridge(cfg, version, state_dir, allow_insecure) if cfg.enabled else NullBridge()
+def make_bridge(cfg, version: str = "0", state_dir=None, allow_insecure: bool = False,
+                paused: bool = False) -> NullBridge | MqttBridge:
+    return MqttBridge(cfg, version, state_dir, allow_insecure, paused) if cfg.enabled else NullBridge()
