@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from convert.liveness import DOOR_KINDS  # noqa: E402
 from convert.pad_data import BY_NAME  # noqa: E402
+from edge.liveness import member_log_odds  # noqa: E402
 from convert.pad_stack import capture_order, judge, nested_loso, thresholds_nested, thresholds_zero_shot  # noqa: E402
 
 WEIGHTS = ROOT.parent / "shared" / "weights" / "minifasnet"
@@ -77,10 +78,8 @@ def quality(scan_path, out):
 
 
 def log_odds(logits):
-    """log P(live) / P(not live) of one member's 3 logits."""
-    live = logits[:, 1]
-    other = np.logaddexp(logits[:, 0], logits[:, 2])
-    return live - other
+    """log P(live) / P(not live) of one member's 3 logits (N, 3) -> (N,)."""
+    return member_log_odds(logits)[:, 0]
 
 
 def p_live(logits):

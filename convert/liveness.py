@@ -162,7 +162,7 @@ def fit_head(card, scan: dict, judged: np.ndarray | None, how: str = "pooled", b
     ``judged``: which found faces the door would judge (quality gate, size), or None."""
     from edge.liveness import member_log_odds
 
-    from .pad_stack import capped, capture_order, cell_weights, fit_logistic, head_score, judge, nested_loso, rule, \
+    from .pad_stack import capped, capture_order, cell_weights, fit_logistic, judge, nested_loso, rule, \
         thresholds_nested
 
     found = np.flatnonzero(scan["found"])
@@ -181,12 +181,8 @@ def fit_head(card, scan: dict, judged: np.ndarray | None, how: str = "pooled", b
     m = capped(np.ones(len(live), bool), live, source, cap)
     head = fit_logistic(x[m], live[m].astype(float), cell_weights(live[m], source[m]))
     nest = nested_loso(x, live, source, door, cap=cap)
-    without = {}
-    for t in door:  # the head trained without T, on T's live frames
-        mt = capped(source != t, live, source, cap)
-        h = fit_logistic(x[mt], live[mt].astype(float), cell_weights(live[mt], source[mt]))
-        without[t] = head_score(h, x[(source == t) & live])
-    shipped = rule(without, bpcer, how)
+    # the shipped threshold: each source's live frames under the head trained without it (nested_loso's test heads)
+    shipped = rule({t: nest["test"][t][live[source == t]] for t in door}, bpcer, how)
     thr = thresholds_nested(nest, live, source, door, bpcer, how)
     per = {}
     for s in door:

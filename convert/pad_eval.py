@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge.calibration import threshold_rejecting
+
 
 def threshold_for_bpcer(live_scores: np.ndarray, bpcer: float) -> float:
-    """The highest threshold that rejects at most ``bpcer`` of these live faces."""
-    s = np.sort(np.asarray(live_scores, float))
-    k = int(np.floor(bpcer * len(s)))  # this many may fall below the threshold
-    return float(s[min(k, len(s) - 1)])
+    """The highest threshold that rejects at most ``bpcer`` of these live faces (the
+    device's own rule, edge.calibration, which per-installation calibration applies)."""
+    return threshold_rejecting(live_scores, bpcer)
 
 
 def pooled_threshold_for_bpcer(scores_by_source: dict, bpcer: float) -> float:

@@ -35,11 +35,16 @@ MIN_FRAMES = 100  # fewer live frames give no threshold (2 % of 100 is 2 frames)
 MAX_SCORES = 5000  # the most recent live scores kept
 
 
+def threshold_rejecting(scores, share: float) -> float:
+    """The highest threshold that rejects at most ``share`` of these live ``scores``."""
+    s = np.sort(np.asarray(scores, float))
+    k = int(math.floor(share * len(s)))  # this many may fall below the threshold
+    return float(s[min(k, len(s) - 1)])
+
+
 def calibrated_threshold(scores, shipped: float, reject: float = REJECT) -> float:
     """The highest threshold rejecting at most ``reject`` of ``scores``, never below ``shipped``."""
-    s = np.sort(np.asarray(scores, float))
-    k = int(math.floor(reject * len(s)))  # this many may fall below the threshold
-    return float(max(shipped, s[min(k, len(s) - 1)]))
+    return max(float(shipped), threshold_rejecting(scores, reject))
 
 
 @dataclass

@@ -82,10 +82,13 @@ class LinearHead:
         if not all(np.all(np.isfinite(v)) for v in (self.mean, self.std, self.w, self.b)):
             # NaN would score every face NaN: never live, the door shut without a word
             raise FacelatchError("liveness card: the head's mean, std, w and b must be finite numbers")
+        # w . (x - mean) / std + b  ==  x . (w / std) + (b - mean . (w / std)): folded once, not per frame
+        self._w = self.w / self.std
+        self._b = self.b - float(self.mean @ self._w)
 
     def __call__(self, features: np.ndarray, logits: np.ndarray) -> float:
         x = features if self.inputs == "features" else member_log_odds(logits)
-        z = float(((x - self.mean) / self.std) @ self.w + self.b)
+        z = float(x @ self._w + self._b)
         return float(1 / (1 + np.exp(-np.clip(z, -30, 30))))
 
 
