@@ -128,7 +128,8 @@ def report(args):
                 per_scores = {s: x[source == s] for s in door}
                 crop_scores = {s: x[source == s] for s in crops}
             else:
-                nest = nested_loso(x, live, source, door, l2=args.l2, cap=args.cap)
+                extra = np.isin(source, crops) if args.train_crops else None
+                nest = nested_loso(x, live, source, door, train_extra=extra, l2=args.l2, cap=args.cap)
                 thr = thresholds_nested(nest, live, source, door, q, how)
                 per_scores = nest["test"]
                 crop_scores = {}
@@ -187,6 +188,8 @@ def main():
     p.add_argument("--judged-only", action="store_true", help="only faces the door would judge (quality gate, size)")
     p.add_argument("--l2", type=float, default=1.0)
     p.add_argument("--cap", type=int, default=600, help="heads: at most this many training frames per (source, label)")
+    p.add_argument("--train-crops", action="store_true",
+                   help="heads: add the tight-crop sources to every training set (never test or tuning frames)")
     p.add_argument("--only", nargs="+")
     p.add_argument("--json")
     args = p.parse_args()

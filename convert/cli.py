@@ -348,7 +348,8 @@ def cmd_fit_liveness_head(args) -> int:
         if not np.array_equal(q["index"], np.flatnonzero(scan["found"])):
             raise FacelatchError(f"{args.quality} was not made from {args.scan} (python benchmarks/pad_stack.py quality)")
         judged = q["judged"]
-    res = fit_head(card, scan, judged, args.rule, args.bpcer, args.cap, args.threads, inputs=args.inputs)
+    res = fit_head(card, scan, judged, args.rule, args.bpcer, args.cap, args.threads, inputs=args.inputs,
+                   train_crops=args.train_crops)
 
     def r4(d):
         return {k: (round(v, 4) if isinstance(v, float) else r4(v) if isinstance(v, dict) else v) for k, v in d.items()}
@@ -392,8 +393,8 @@ def cmd_fit_liveness_head(args) -> int:
             "per_source": r4(res["per_source"]), "pooled": r4(pooled),
             "command": f"facelatch-convert fit-liveness-head {args.card} --scan {args.scan}"
                        + (f" --quality {args.quality}" if args.quality else "")
-                       + f" --inputs {args.inputs} --rule {args.rule} --bpcer {args.bpcer} --cap {args.cap} "
-                       "--write-card"}
+                       + f" --inputs {args.inputs} --rule {args.rule} --bpcer {args.bpcer} --cap {args.cap}"
+                       + (" --train-crops" if args.train_crops else "") + " --write-card"}
         write_json_atomic(card.path, data)
         print(f"wrote the head, the threshold and the figures into {card.path}")
     return 0
@@ -505,6 +506,8 @@ def main(argv=None) -> int:
     s.add_argument("--bpcer", type=float, default=0.05, help="the live share the threshold rule may reject")
     s.add_argument("--cap", type=int, default=600, help="training frames per (source, label) at most")
     s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--train-crops", action="store_true", help="the tight-crop sources join every head's training "
+                   "set (never a test or tuning source)")
     s.add_argument("--write-card", action="store_true")
     s.set_defaults(func=cmd_fit_liveness_head)
 

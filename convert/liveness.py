@@ -146,7 +146,8 @@ def model_logits(model_path, patches: np.ndarray, threads: int = 1) -> np.ndarra
 
 
 def fit_head(card, scan: dict, judged: np.ndarray | None, how: str = "pooled", bpcer: float = 0.05,
-             cap: int | None = 600, threads: int = 1, log=print, inputs: str = "log_odds") -> dict:
+             cap: int | None = 600, threads: int = 1, log=print, inputs: str = "log_odds",
+             train_crops: bool = False) -> dict:
     """The card's head (a logistic regression over the members' log-odds or their 128-D
     features (``inputs``), every
     (source, label) cell weighted equally) trained on every door-like source, its
@@ -159,7 +160,9 @@ def fit_head(card, scan: dict, judged: np.ndarray | None, how: str = "pooled", b
       from heads trained without S and T on every other T (nested), with and without
       the installation calibration (edge.calibration; first half of S's live frames).
 
-    ``judged``: which found faces the door would judge (quality gate, size), or None."""
+    ``judged``: which found faces the door would judge (quality gate, size), or None.
+    ``train_crops``: the tight-crop sources join every head's training set (they are never
+    a test or tuning source: no door sees a tight crop, so no threshold comes from them)."""
     from edge.liveness import member_log_odds
 
     from .pad_stack import capped, capture_order, cell_weights, fit_logistic, judge, nested_loso, rule, \
@@ -169,8 +172,9 @@ def fit_head(card, scan: dict, judged: np.ndarray | None, how: str = "pooled", b
     keep = found if judged is None else found[judged]
     kinds = source_kinds(sorted(set(scan["source"][keep])))
     door = sorted(s for s, k in kinds.items() if k in DOOR_KINDS)
-    keep = keep[np.isin(scan["source"][keep], door)]
-    log(f"scoring {len(keep)} door-source faces through {card.model_path.name}")
+    crops = sorted(s for s, k in kinds.items() if k == "crops") if train_crops else []
+    keep = keep[np.isin(scan["source"][keep], door + crops)]
+    log(f"scoring {len(keep)} faces ({', '.join(door + crops)}) through {card.model_path.name}")
     out = model_logits(card.model_path, scan_patches(scan, card.data["crop"]["scales"])[keep], threads)
     n_logits = 3 * len(card.data["crop"]["scales"])
     if inputs == "features" and out.shape[1] == n_logits:
@@ -180,7 +184,7 @@ def fit_head(card, scan: dict, judged: np.ndarray | None, how: str = "pooled", b
     order = capture_order(scan["sequence"][keep], scan["order"][keep])
     m = capped(np.ones(len(live), bool), live, source, cap)
     head = fit_logistic(x[m], live[m].astype(float), cell_weights(live[m], source[m]))
-    nest = nested_loso(x, live, source, door, cap=cap)
+    nest = nested_loso(x, live, source, door, train_extra=np.isin(source, crops), cap=cap)
     # the shipped threshold: each source's live frames under the head trained without it (nested_loso's test heads)
     shipped = rule({t: nest["test"][t][live[source == t]] for t in door}, bpcer, how)
     thr = thresholds_nested(nest, live, source, door, bpcer, how)
@@ -191,4 +195,5 @@ def fit_head(card, scan: dict, judged: np.ndarray | None, how: str = "pooled", b
                   "calibrated": judge(nest["test"][s], live[ms], source[ms], order[ms], thr[s], calibrate=True)}
     return {"head": {"inputs": inputs, "mean": head["mean"].tolist(), "std": head["std"].tolist(),
                      "w": head["w"].tolist(), "b": head["b"]},
-            "threshold": shipped, "door_sources": door, "per_source": per, "rule": how, "bpcer": bpcer, "cap": cap}
+            "threshold": shipped, "door_sources": door, "crop_sources_trained": crops, "per_source": per, "rule": how,
+            "bpcer": bpcer, "cap": cap}

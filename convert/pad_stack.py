@@ -72,19 +72,41 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float = 1
     """Weighted L2 logistic regression by Newton steps; features standardised first.
     Returns {"mean", "std", "w", "b"} (numpy arrays / float)."""
     mean, std = x.mean(0), x.std(0) + 1e-6
-    z = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
-    theta = np.zeros(z.shape[1])
-    reg = np.full(z.shape[1], l2 * weight.sum() / len(weight))
+    reg = np.full(x.shape[1] + 1, l2 * weight.sum() / len(weight))
     reg[-1] = 0.0  # no penalty on the bias
+    theta = _newton((x - mean) / std, y, weight, reg, np.zeros(x.shape[1] + 1), iters)
+    return {"mean": mean, "std": std, "w": theta[:-1], "b": float(theta[-1])}
+
+
+def adapt_head(head: dict, x_live: np.ndarray, x_attack: np.ndarray, lam: float, iters: int = 30) -> dict:
+    """The head moved towards one installation's own frames: logistic regression on this
+    camera's live and attack frames (each class weighted equally) with an L2 pull of
+    strength ``lam`` towards ``head``'s weights (MAP with the shipped head as the prior),
+    in the shipped head's standardisation.  ``lam`` is in units of 1 % of the
+    calibration frames' total weight."""
+    x = np.vstack([x_live, x_attack])
+    y = np.r_[np.ones(len(x_live)), np.zeros(len(x_attack))]
+    weight = np.r_[np.full(len(x_live), 0.5 / len(x_live)), np.full(len(x_attack), 0.5 / len(x_attack))]
+    theta0 = np.r_[head["w"], head["b"]]
+    reg = np.full(len(theta0), lam / 100.0)
+    theta = _newton((x - head["mean"]) / head["std"], y, weight, reg, theta0, iters, prior=theta0)
+    return {"mean": head["mean"], "std": head["std"], "w": theta[:-1], "b": float(theta[-1])}
+
+
+def _newton(z, y, weight, reg, theta, iters, prior=None):
+    """Minimise sum(weight * logloss(z theta, y)) + reg/2 |theta - prior|^2 (bias last)."""
+    z = np.hstack([z, np.ones((len(z), 1))])
+    prior = np.zeros_like(theta) if prior is None else prior
+    theta = theta.copy()
     for _ in range(iters):
         p = 1 / (1 + np.exp(-np.clip(z @ theta, -30, 30)))
-        grad = z.T @ (weight * (p - y)) + reg * theta
+        grad = z.T @ (weight * (p - y)) + reg * (theta - prior)
         hess = (z * (weight * p * (1 - p))[:, None]).T @ z + np.diag(reg)
         step = np.linalg.solve(hess, grad)
         theta -= step
         if np.abs(step).max() < 1e-6:
             break
-    return {"mean": mean, "std": std, "w": theta[:-1], "b": float(theta[-1])}
+    return theta
 
 
 def head_logit(head: dict, x: np.ndarray) -> np.ndarray:

@@ -655,7 +655,7 @@ def cmd_demo(args) -> int:
         print(line)
     if pipe.liveness is not None:
         print("Liveness judges what a camera sees (a print or a screen held up to it); these are digital photos fed\n"
-              "straight in, with no print or screen in view, so it may call them live.  At a door (facelatch run) an\n"
+              "straight in, not a camera's frames, so its P(live) on them means little either way.  At a door (facelatch run) an\n"
               "unlock needs k of n fresh frames that match and look live: a still fed as identical frames never\n"
               "counts, and liveness.require_blink refuses any still.  See docs/how-it-works.md (Liveness).")
     return 0

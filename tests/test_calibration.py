@@ -48,12 +48,12 @@ def test_the_file_is_private_names_its_model_and_a_damaged_one_is_an_error(tmp_p
 @pytest.fixture()
 def installation(tmp_path, monkeypatch):
     """A state dir with the demo household and an images 'camera' showing the enrolled
-    person: a whole digital photo (no print, no screen), which the model scores as live."""
+    person's face: a whole digital photo (no print, no screen) that the model scores as live."""
     monkeypatch.setattr(calibration, "MIN_FRAMES", 6)  # the rule is tested above; keep the frames few
     state = tmp_path / "state"
     state.mkdir()
     write_demo_template(state / "template.json")
-    seq = write_sequence(tmp_path / "frames", [read_image(DEMO / "probe" / "obama3.jpg")[..., ::-1]] * 8)
+    seq = write_sequence(tmp_path / "frames", [read_image(DEMO / "probe" / "biden.jpg")[..., ::-1]] * 8)
     cfg = tmp_path / "config.toml"
     cfg.write_text(f'state_dir = "{state}"\n[camera]\nsource = "images"\ndevice = "{seq}"\npace = false\n')
     return cfg, state
