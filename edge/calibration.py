@@ -10,8 +10,10 @@ the highest that rejects at most ``REJECT`` of the recorded live frames — neve
 below the shipped default, so calibration can only make the door stricter.
 
 The file (``liveness_calibration.json`` in the state directory, written atomically,
-0600) names the liveness model it was measured with; a different model ignores it
-(and says so), because scores of two models do not compare."""
+0600) names the liveness model it was measured with (``model_sha256``: the network's
+sha256, or with a head ``edge.liveness.Liveness.scores_id``, a digest of the network and
+its head); a different model or head ignores it (and says so), because scores of two
+models do not compare."""
 
 from __future__ import annotations
 
@@ -101,7 +103,7 @@ def installation_threshold(state_dir, model_sha256: str, shipped: float) -> tupl
     thr = cal.threshold(shipped)
     if thr is None:
         why = (f"{len(cal.scores)} live frames recorded, {MIN_FRAMES} needed" if cal.scores else
-               f"the calibration was measured with another liveness model ({cal.other_model[:12]}); calibrate again"
+               f"the calibration was measured with another liveness model or head ({cal.other_model[:12]}); calibrate again"
                if cal.other_model else "not calibrated")
         return shipped, f"the model card's default ({why})"
     return thr, f"calibrated on this camera ({len(cal.scores)} live frames, rejects <= {REJECT:.0%})"
@@ -121,5 +123,5 @@ def apply(liveness, cfg) -> str | None:
             return (f"liveness.threshold in the config, BELOW the model card's default "
                     f"{liveness.default_threshold:.3f}")
         return "liveness.threshold in the config"
-    liveness.threshold, origin = installation_threshold(cfg.state_dir, liveness.model_sha256, liveness.default_threshold)
+    liveness.threshold, origin = installation_threshold(cfg.state_dir, liveness.scores_id, liveness.default_threshold)
     return origin

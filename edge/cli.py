@@ -567,7 +567,7 @@ def _calibrate(cfg, liveness, scores, by: str) -> dict:
 
     from .audit import AuditLog
 
-    cal = calibration.load(cfg.state_dir, liveness.model_sha256)
+    cal = calibration.load(cfg.state_dir, liveness.scores_id)
     before = cal.threshold(liveness.default_threshold)
     cal.record(scores, by)
     path = cal.save(cfg.state_dir, liveness.default_threshold)
@@ -575,7 +575,7 @@ def _calibrate(cfg, liveness, scores, by: str) -> dict:
     AuditLog(cfg.state_dir, cfg.audit.max_bytes, cfg.audit.backups).write(
         {"decision": "liveness_calibration", "by": by, "frames": len(scores), "recorded": len(cal.scores),
          "threshold_before": before, "threshold": after, "shipped_threshold": liveness.default_threshold,
-         "model_sha256": liveness.model_sha256})
+         "model_sha256": liveness.model_sha256, "scores_id": liveness.scores_id})
     if after is None:
         text = (f"recorded {len(scores)} live frames into {path} ({len(cal.scores)} in all); the installation "
                 f"threshold needs {calibration.MIN_FRAMES}: the card's {liveness.default_threshold:.3f} stays")

@@ -15,6 +15,9 @@ the converter and the benchmarks import it."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import cv2
 import numpy as np
 
@@ -106,6 +109,10 @@ class Liveness:
         self.default_threshold = float(card.data["threshold"]["live_score"])  # the card's, for every camera
         self.threshold = self.default_threshold if threshold is None else float(threshold)
         self.model_sha256 = str(card.data["sha256"])
+        # what P(live) depends on: the network and the head over it (a new head on the same
+        # .tflite scores differently, so an installation's recorded scores no longer count)
+        self.scores_id = (self.model_sha256 if "head" not in card.data else hashlib.sha256(
+            (self.model_sha256 + json.dumps(card.data["head"], sort_keys=True)).encode()).hexdigest())
         self.n_logits = 3 * len(self.scales)
         self.n_features = int(card.data.get("outputs", {}).get("features", 0))
         # a "head" that is present but empty or null is a damaged card, not "no head" (the

@@ -147,3 +147,33 @@ def test_a_config_threshold_below_the_card_is_said_aloud(tmp_path, caplog):
     assert any("below this model's default" in r.message for r in caplog.records)
     cfg = config_mod.parse({"state_dir": str(tmp_path), "liveness": {"threshold": 0.6}})
     assert calibration.apply(FakeLiveness(), cfg) == "liveness.threshold in the config"
+
+
+def test_a_new_head_on_the_same_network_does_not_reuse_the_old_scores(tmp_path):
+    """The head changes P(live) while the .tflite (and its sha256) stays: scores recorded
+    under the old head must not set the new head's threshold."""
+    from edge.liveness import Liveness
+    from edge.modelcard import load_card, models_dir
+
+    card = load_card(models_dir() / "facelatch_liveness.json", kind="liveness")
+    shipped = Liveness(card)
+    card.data = dict(card.data, head=dict(card.data["head"], b=card.data["head"]["b"] + 1.0))
+    moved = Liveness(card)
+    assert moved.model_sha256 == shipped.model_sha256 and moved.scores_id != shipped.scores_id
+    cal = calibration.load(tmp_path, shipped.scores_id)
+    cal.record(np.full(calibration.MIN_FRAMES, 0.99), "test")
+    cal.save(tmp_path, shipped.default_threshold)
+    assert calibration.installation_threshold(tmp_path, shipped.scores_id, 0.4)[0] == pytest.approx(0.99)
+    thr, origin = calibration.installation_threshold(tmp_path, moved.scores_id, 0.4)
+    assert thr == 0.4 and "another liveness model or head" in origin
+    # the daemon's wiring: a file keyed by the network alone (how it was written before the
+    # head was part of the key) is not this head's calibration
+    from edge.config import Config
+
+    cfg = Config()
+    cfg.state_dir = tmp_path
+    old = calibration.load(tmp_path, shipped.model_sha256)
+    old.record(np.full(calibration.MIN_FRAMES, 0.99), "test")
+    old.save(tmp_path, shipped.default_threshold)
+    assert "another liveness model or head" in calibration.apply(shipped, cfg)
+    assert shipped.threshold == shipped.default_threshold

@@ -469,8 +469,10 @@ def test_a_failed_reload_leaves_the_running_liveness_threshold_alone(tmp_path, e
     from edge import calibration, daemon
 
     cfg, state = setup_door(tmp_path, enrolled, [frame(faces["obama"])] * 8, liveness=True)
-    sha = json.loads((ROOT / "models" / "facelatch_liveness.json").read_text())["sha256"]
-    cal = calibration.load(state, sha)
+    from edge.liveness import Liveness
+    from edge.modelcard import load_card
+
+    cal = calibration.load(state, Liveness(load_card(ROOT / "models" / "facelatch_liveness.json")).scores_id)
     cal.record([0.9] * calibration.MIN_FRAMES, "test")
     cal.save(state, 0.0)
     moved = tmp_path / "moved"
