@@ -180,7 +180,7 @@ def main() -> int:
                 half = len(live_seq) // 2
                 scores = [judge.liveness.score(rgb, found[0].face) for rgb in map(read_image, live_seq[:half])
                           if (found := judge.finder.find(rgb, chips="none"))]
-                cal = calibration.Calibration(judge.liveness.model_sha256, [], [])
+                cal = calibration.Calibration(judge.liveness.scores_id, [], [])
                 cal.record(scores, "benchmark")
                 calibrated = cal.save(work / "calibration", judge.liveness.default_threshold)
                 judge.liveness.threshold = cal.threshold(judge.liveness.default_threshold) or \

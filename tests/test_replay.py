@@ -140,8 +140,9 @@ def test_replay_uses_the_installations_calibrated_liveness_threshold(door, tmp_p
     root, cfg, seq, state = door
     live_cfg = tmp_path / "live.toml"
     live_cfg.write_text(f'state_dir = "{state}"\n')
-    sha = load_card(models_dir() / "facelatch_liveness.json", verify=False).sha256
-    cal = calibration.load(tmp_path, sha)
+    from edge.liveness import Liveness
+
+    cal = calibration.load(tmp_path, Liveness(load_card(models_dir() / "facelatch_liveness.json")).scores_id)
     cal.record(np.linspace(0.6, 1.0, calibration.MIN_FRAMES), "test")
     cal.save(state, 0.13)
     try:
