@@ -279,6 +279,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--frames-file")
     ap.add_argument("--embed-first", action="store_true", help="also time `facelatch embed --look first`")
+    ap.add_argument("--core", type=int, default=0, help="the core of the one-core runs (default 0)")
+    ap.add_argument("--only-ours", action="store_true", help="time facelatch's door path and embed only (no peer)")
     args = ap.parse_args()
     if args.worker:
         args.which = args.worker
@@ -294,12 +296,19 @@ def main():
     ff.write_text(json.dumps([f.hex() for f in frames]))
     result = {"machine": f"{os.cpu_count()} cores, {os.uname().machine}", "frames": len(frames),
               "frame_size": "640x480, one face, JPEG q90 (from the bundled images)"}
-    result["facelatch_1_thread"] = sub("facelatch", [0], 1, str(ff), args)
-    result["facelatch_door_1_thread"] = sub("facelatch-door", [0], 1, str(ff), args)
-    result["facelatch_embed_1_thread"] = sub("facelatch-embed", [0], 1, str(ff), args)
+    one = [args.core]
+    result["facelatch_1_thread"] = sub("facelatch", one, 1, str(ff), args)
+    result["facelatch_door_1_thread"] = sub("facelatch-door", one, 1, str(ff), args)
+    result["facelatch_embed_1_thread"] = sub("facelatch-embed", one, 1, str(ff), args)
     if args.embed_first:
-        result["facelatch_embed_first_1_thread"] = sub("facelatch-embed-first", [0], 1, str(ff), args)
-    result["peer_1_core"] = sub("peer", [0], 1, str(ff), args)
+        result["facelatch_embed_first_1_thread"] = sub("facelatch-embed-first", one, 1, str(ff), args)
+    if args.only_ours:
+        (args.out / "compare.json").write_text(json.dumps(result, indent=1))
+        for k, v in result.items():
+            if isinstance(v, dict) and "stages" in v:
+                print(k, {s: round(x["median_ms"], 2) for s, x in v["stages"].items()})
+        return
+    result["peer_1_core"] = sub("peer", one, 1, str(ff), args)
     result["facelatch_2_threads"] = sub("facelatch", [0, 1], 2, str(ff), args)
     result["peer_2_cores"] = sub("peer", [0, 1], 1, str(ff), args)
     result["fps_ratio_one_core"] = result["facelatch_1_thread"]["fps"] / result["peer_1_core"]["fps"]

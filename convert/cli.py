@@ -267,8 +267,25 @@ def _load_scan(path):
 
     if not Path(path).is_file():
         raise FacelatchError(f"PAD scan not found: {path} (make it with facelatch-convert pad-data)")
-    z = np.load(path, allow_pickle=False)
-    return {k: z[k] for k in z.files}
+    return LazyScan(np.load(path, allow_pickle=False))
+
+
+class LazyScan(dict):
+    """A PAD scan's arrays, each read from the .npz the first time it is asked for (the
+    scan holds gigabytes of thumbnails and patches a command mostly does not need)."""
+
+    def __init__(self, npz):
+        super().__init__()
+        self.npz = npz
+
+    def __missing__(self, key):
+        if key not in self.npz.files:
+            raise KeyError(key)
+        self[key] = self.npz[key]
+        return self[key]
+
+    def __contains__(self, key):
+        return key in self.npz.files
 
 
 def cmd_import_minifasnet(args) -> int:

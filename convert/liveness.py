@@ -48,7 +48,8 @@ def import_minifasnet(pths, out: Path, scales=None, int8: bool = False, calibrat
     scales = [float(s) for s in scales] if scales else [crop_scale(p) for p in pths]
     if len(scales) != len(pths):
         raise SystemExit("give one --scales value per .pth")
-    members = [load(p, CROP_SIZE) for p in pths]
+    # int8: PReLU written as z + relu((a - 1) z), which XNNPACK runs in int8 (convert.minifasnet.build)
+    members = [load(p, CROP_SIZE, "dwrelu" if int8 else "prelu") for p in pths]
     model = stack(members, CROP_SIZE, features=features)
     inp = keras.Input((CROP_SIZE, CROP_SIZE, 3 * len(members)), batch_size=1)
     single = keras.Model(inp, model(inp))
@@ -83,6 +84,7 @@ def import_minifasnet(pths, out: Path, scales=None, int8: bool = False, calibrat
                     for m, s, p in zip(members, scales, pths)],
         "threshold": None,
         "conversion": {"command": command, "tflite_vs_keras_max_abs_logit": dlogit,
+                       "prelu": "z + relu((a - 1) z) (depthwise 1x1, ReLU, ADD)" if int8 else "PRELU",
                        "calibration": f"{len(calibration)} patches from the PAD scan" if int8 else None},
         "provenance": {"weights": NOTICE, "licence": "Apache-2.0 (the weights' licence; models/LICENSE-Apache-2.0.txt)",
                        "training_data": "upstream's (Silent-Face-Anti-Spoofing does not publish its training set); "

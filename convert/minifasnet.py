@@ -51,10 +51,22 @@ def _units(state: dict) -> list[str]:
     return seen
 
 
-def build(state: dict, size: int = 80, name: str = "minifasnet"):
-    """Keras model with ``state``'s weights: RGB 0..255 (N, size, size, 3) -> 3 logits."""
+PRELU_SPELLINGS = ("prelu", "dwrelu")
+
+
+def build(state: dict, size: int = 80, name: str = "minifasnet", prelu: str = "prelu"):
+    """Keras model with ``state``'s weights: RGB 0..255 (N, size, size, 3) -> 3 logits.
+
+    ``prelu``: "prelu" (Keras PReLU, TFLite PRELU: what the float model ships) or
+    "dwrelu", ``z + relu((a - 1) * z)`` — the slope a 1x1 depthwise convolution with a
+    fused ReLU, then ADD; equal to PReLU for slopes a <= 1 (every slope of the released
+    weights), and run in int8 inside XNNPACK, which has no int8 PRELU (the reference
+    kernel and its partition breaks made the int8 stack 4x slower than the float one)."""
     import keras
     from keras import layers
+
+    if prelu not in PRELU_SPELLINGS:
+        raise ValueError(f"unknown PReLU spelling {prelu!r} (one of {', '.join(PRELU_SPELLINGS)})")
 
     assigned: list[tuple[layers.Layer, list[np.ndarray]]] = []
 
@@ -82,8 +94,15 @@ def build(state: dict, size: int = 80, name: str = "minifasnet"):
             assigned.append((layer, [np.ascontiguousarray(kernel)]))
         x = bn(f"{prefix}.bn", layer(x))
         if act and f"{prefix}.prelu.weight" in state:
+            a = state[f"{prefix}.prelu.weight"].reshape(-1)
+            if prelu == "dwrelu":
+                if np.any(a > 1):
+                    raise SystemExit(f"{prefix}: a PReLU slope above 1 cannot be written as z + relu((a - 1) z)")
+                slope = layers.DepthwiseConv2D(1, use_bias=False, activation="relu", name=lname + "_slope")
+                assigned.append((slope, [(a - 1).reshape(1, 1, -1, 1)]))
+                return layers.Add(name=lname + "_prelu")([x, slope(x)])
             p = layers.PReLU(shared_axes=[1, 2], name=lname + "_prelu")
-            assigned.append((p, [state[f"{prefix}.prelu.weight"].reshape(1, 1, -1)]))
+            assigned.append((p, [a.reshape(1, 1, -1)]))
             x = p(x)
         return x
 
@@ -131,11 +150,11 @@ def predict(model, crops: np.ndarray, batch: int = 256) -> np.ndarray:
     return live_probability(np.concatenate(out))
 
 
-def load(path, size: int = 80):
-    """Build the Keras model straight from a ``.pth``."""
+def load(path, size: int = 80, prelu: str = "prelu"):
+    """Build the Keras model straight from a ``.pth`` (``prelu``: see ``build``)."""
     stem = Path(path).stem
     name = "minifasnet_v1se" if "V1SE" in stem else "minifasnet_v2" if "V2" in stem else "minifasnet"
-    return build(read_pth(path), size, name)
+    return build(read_pth(path), size, name, prelu)
 
 
 FEATURE_LAYER = "bn_bn"  # build() names the BatchNorm after 'linear' like this: the 128-D feature
