@@ -67,7 +67,8 @@ def member_names(card) -> list[str]:
         name = f"{net}wide" if float(m["crop_scale"]) == 8.0 else net
         if name not in MEMBERS or MEMBERS[name][1] != {2.7: "crops_v2", 4.0: "crops_v1se", 8.0: "crops_wide"}.get(
                 float(m["crop_scale"])):
-            raise SystemExit(f"{card.path.name}: member {m['network']} at {m['crop_scale']}x is none of {list(MEMBERS)}")
+            raise SystemExit(f"{card.path.name}: member {m['network']} at {m['crop_scale']}x is none of "
+                             f"{list(MEMBERS)}")
         names.append(name)
     return names
 

@@ -167,7 +167,8 @@ def conv_chain(state: dict) -> list[str]:
     'conv_23.conv_dw', 'conv_23.project', ..., 'conv_6_sep', 'conv_6_dw'."""
     out = []
     for unit in _units(state):
-        out += [unit] if f"{unit}.conv.weight" in state else [f"{unit}.{part}" for part in ("conv", "conv_dw", "project")]
+        parts = ("conv", "conv_dw", "project")
+        out += [unit] if f"{unit}.conv.weight" in state else [f"{unit}.{part}" for part in parts]
     return out
 
 
