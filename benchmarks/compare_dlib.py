@@ -67,7 +67,7 @@ def timed_loop(frames, seconds, stages) -> dict:
     return st
 
 
-def run_facelatch(frames, threads, seconds, encoder, door=False):
+def run_facelatch(frames, threads, seconds, encoder, door=False, liveness=None):
     """Every frame embedded with both looks (chip + mirror) and matched; with ``door``,
     as the door daemon does it: the demo's person enrolled from the bundled enroll
     images, each frame judged on its first look and the mirror added only within the
@@ -77,7 +77,7 @@ def run_facelatch(frames, threads, seconds, encoder, door=False):
     from edge.pipeline import FacePipeline, FaceResult, read_image
     from edge.secondlook import SecondLook
 
-    pipe = FacePipeline(encoder, threads=threads)
+    pipe = FacePipeline(encoder, threads=threads, **({"liveness": liveness} if liveness else {}))
     f = pipe.finder
     card = pipe.encoder_card
     metric = card.data["embedding"]["metric"]
@@ -210,7 +210,8 @@ def worker(args):
     frames = [bytes.fromhex(h) for h in json.loads(Path(args.frames_file).read_text())]
     looked = None
     if args.which in ("facelatch", "facelatch-door"):
-        st = run_facelatch(frames, args.threads, args.seconds, args.encoder, door=args.which == "facelatch-door")
+        st = run_facelatch(frames, args.threads, args.seconds, args.encoder, door=args.which == "facelatch-door",
+                           liveness=args.liveness)
         looked = st.pop("second_looks", None)
     elif args.which in ("facelatch-embed", "facelatch-embed-first"):
         st = run_embed_cli(frames, args.threads, args.seconds, args.encoder,
@@ -231,7 +232,8 @@ def worker(args):
 def sub(which, cores, threads, frames_file, args) -> dict:
     cmd = [sys.executable, __file__, "--worker", which, "--cores", *map(str, cores), "--threads", str(threads),
            "--frames-file", frames_file, "--seconds", str(args.seconds), "--dlib-models", str(args.dlib_models),
-           "--encoder", str(args.encoder), "--yunet", str(args.yunet), "--sface-onnx", str(args.sface_onnx)]
+           "--encoder", str(args.encoder), "--yunet", str(args.yunet), "--sface-onnx", str(args.sface_onnx),
+           *(["--liveness", str(args.liveness)] if args.liveness else [])]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode:
         raise SystemExit(p.stderr[-2000:])
@@ -279,6 +281,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--frames-file")
     ap.add_argument("--embed-first", action="store_true", help="also time `facelatch embed --look first`")
+    ap.add_argument("--liveness", help="facelatch's liveness card (default: the shipped one)")
+    ap.add_argument("--core", type=int, default=0, help="the core of the one-core runs (default 0)")
+    ap.add_argument("--only-ours", action="store_true", help="time facelatch's door path and embed only (no peer)")
     args = ap.parse_args()
     if args.worker:
         args.which = args.worker
@@ -294,12 +299,19 @@ def main():
     ff.write_text(json.dumps([f.hex() for f in frames]))
     result = {"machine": f"{os.cpu_count()} cores, {os.uname().machine}", "frames": len(frames),
               "frame_size": "640x480, one face, JPEG q90 (from the bundled images)"}
-    result["facelatch_1_thread"] = sub("facelatch", [0], 1, str(ff), args)
-    result["facelatch_door_1_thread"] = sub("facelatch-door", [0], 1, str(ff), args)
-    result["facelatch_embed_1_thread"] = sub("facelatch-embed", [0], 1, str(ff), args)
+    one = [args.core]
+    result["facelatch_1_thread"] = sub("facelatch", one, 1, str(ff), args)
+    result["facelatch_door_1_thread"] = sub("facelatch-door", one, 1, str(ff), args)
+    result["facelatch_embed_1_thread"] = sub("facelatch-embed", one, 1, str(ff), args)
     if args.embed_first:
-        result["facelatch_embed_first_1_thread"] = sub("facelatch-embed-first", [0], 1, str(ff), args)
-    result["peer_1_core"] = sub("peer", [0], 1, str(ff), args)
+        result["facelatch_embed_first_1_thread"] = sub("facelatch-embed-first", one, 1, str(ff), args)
+    if args.only_ours:
+        (args.out / "compare.json").write_text(json.dumps(result, indent=1))
+        for k, v in result.items():
+            if isinstance(v, dict) and "stages" in v:
+                print(k, {s: round(x["median_ms"], 2) for s, x in v["stages"].items()})
+        return
+    result["peer_1_core"] = sub("peer", one, 1, str(ff), args)
     result["facelatch_2_threads"] = sub("facelatch", [0, 1], 2, str(ff), args)
     result["peer_2_cores"] = sub("peer", [0, 1], 1, str(ff), args)
     result["fps_ratio_one_core"] = result["facelatch_1_thread"]["fps"] / result["peer_1_core"]["fps"]

@@ -4,6 +4,7 @@ per frame and per door window (k of n consecutive attack frames live).
 
     facelatch-convert pad-data --mirrors /work/.mirror --nuaa ../shared/data/nuaa-train --out build/pad --workers 2
     python benchmarks/pad_stack.py features            # members' features -> build/pad/features.npz
+    python benchmarks/pad_stack.py features --model build/liveness_int8.json --features build/features_int8.npz
     python benchmarks/pad_stack.py report [--only NAME] [--json build/pad_stack.json]
 
 Candidates: the members alone (MiniFASNetV2 on the 2.7x patch, V1SE on 4.0x, each
@@ -39,17 +40,58 @@ MEMBERS = {"v2": ("2.7_80x80_MiniFASNetV2.pth", "crops_v2"), "v1se": ("4_0_0_80x
            "v1sewide": ("4_0_0_80x80_MiniFASNetV1SE.pth", "crops_wide")}
 
 
-def features(scan_path, out):
-    from convert.pad_stack import member_outputs
-
-    z = np.load(scan_path, allow_pickle=False)
+def features(scan_path, out, model=None):
+    """Every member's features and logits on every found face: through per-member float
+    conversions of the .pth weights, or (``model``: a liveness card) through that stacked
+    TFLite model itself, e.g. an int8 one (its members named as in MEMBERS)."""
+    z = np.load(scan_path, allow_pickle=False)  # lazy: each key is read when asked for
     found = z["found"]
     res = {"index": np.flatnonzero(found)}
-    for name, (pth, crops) in MEMBERS.items():
-        f, logit = member_outputs(WEIGHTS / pth, z[crops][found])
-        res[f"{name}_feat"], res[f"{name}_logits"] = f.astype(np.float32), logit.astype(np.float32)
-        print(name, f.shape, flush=True)
+    if model:
+        res.update(stack_outputs(model, z, found))
+    else:
+        from convert.pad_stack import member_outputs
+
+        for name, (pth, crops) in MEMBERS.items():
+            f, logit = member_outputs(WEIGHTS / pth, z[crops][found])
+            res[f"{name}_feat"], res[f"{name}_logits"] = f.astype(np.float32), logit.astype(np.float32)
+            print(name, f.shape, flush=True)
     np.savez(out, **res)
+
+
+def member_names(card) -> list[str]:
+    """MEMBERS' names of a stacked card's members: v2 / v1se, "wide" on the 8x patch."""
+    names = []
+    for m in card.data["members"]:
+        net = {"minifasnet_v2": "v2", "minifasnet_v1se": "v1se"}.get(m["network"])
+        name = f"{net}wide" if float(m["crop_scale"]) == 8.0 else net
+        if name not in MEMBERS or MEMBERS[name][1] != {2.7: "crops_v2", 4.0: "crops_v1se", 8.0: "crops_wide"}.get(
+                float(m["crop_scale"])):
+            raise SystemExit(f"{card.path.name}: member {m['network']} at {m['crop_scale']}x is none of "
+                             f"{list(MEMBERS)}")
+        names.append(name)
+    return names
+
+
+def stack_outputs(card_path, z, found) -> dict:
+    """{name_feat, name_logits} of each member, through the stacked model (batch of one,
+    as on the device), its output split as the card says: features, then logits."""
+    from convert.liveness import model_logits, scan_patches
+    from edge.modelcard import load_card
+
+    card = load_card(card_path, kind="liveness")
+    names = member_names(card)
+    if int(card.data.get("outputs", {}).get("features", 0)) != 128 * len(names):
+        raise SystemExit(f"{card.path.name} has no feature output: import it with --features")
+    patches = scan_patches({k: z[k] for k in {"crops_v2", "crops_v1se", "crops_wide"}}, card.data["crop"]["scales"])
+    out = model_logits(card.model_path, patches[found])
+    feats, logits = out[:, :-3 * len(names)], out[:, -3 * len(names):]
+    res = {}
+    for i, name in enumerate(names):
+        res[f"{name}_feat"] = feats[:, 128 * i:128 * (i + 1)].astype(np.float32)
+        res[f"{name}_logits"] = logits[:, 3 * i:3 * (i + 1)].astype(np.float32)
+    print(f"{card.model_path.name}: {', '.join(names)} on {len(out)} faces", flush=True)
+    return res
 
 
 def quality(scan_path, out):
@@ -103,7 +145,8 @@ def report(args):
     kinds = {s: BY_NAME[s].kind for s in set(source)}
     door = sorted(s for s, k in kinds.items() if k in DOOR_KINDS)
     crops = sorted(s for s, k in kinds.items() if k == "crops")
-    lo = {m: log_odds(f[f"{m}_logits"]) for m in MEMBERS}
+    have = [m for m in MEMBERS if f"{m}_logits" in f]  # a stacked model's features hold its own members only
+    lo = {m: log_odds(f[f"{m}_logits"]) for m in have}
     cands = {
         "v2 (shipped)": ("zero", p_live(f["v2_logits"])),
         "v1se": ("zero", p_live(f["v1se_logits"])),
@@ -117,6 +160,9 @@ def report(args):
         "head: log-odds all 4": ("head", np.stack([lo[m] for m in MEMBERS], 1)),
         "head: features v2+v1se": ("head", np.hstack([f["v2_feat"], f["v1se_feat"]])),
         "head: features v2+v1se+v1sewide": ("head", np.hstack([f["v2_feat"], f["v1se_feat"], f["v1sewide_feat"]])),
+    } if set(have) == set(MEMBERS) else {
+        "head: features " + "+".join(have): ("head", np.hstack([f[f"{m}_feat"] for m in have])),
+        "head: log-odds " + ",".join(have): ("head", np.stack([lo[m] for m in have], 1)),
     }
     if args.only:
         cands = {k: v for k, v in cands.items() if any(o in k for o in args.only)}
@@ -182,6 +228,8 @@ def main():
     p.add_argument("what", choices=["features", "quality", "report"])
     p.add_argument("--scan", default="build/pad/scan.npz")
     p.add_argument("--features", default="build/pad/features.npz")
+    p.add_argument("--model", help="features: through this stacked liveness card's model (e.g. an int8 one) "
+                                   "instead of float conversions of each member's weights")
     p.add_argument("--quality", default="build/pad/quality.npz", help="which faces the door would judge")
     p.add_argument("--q", type=float, nargs="+", default=[0.01, 0.02])
     p.add_argument("--rule", nargs="+", default=["min", "pooled"], choices=["min", "pooled"])
@@ -194,7 +242,7 @@ def main():
     p.add_argument("--json")
     args = p.parse_args()
     if args.what == "features":
-        features(args.scan, args.features)
+        features(args.scan, args.features, args.model)
     elif args.what == "quality":
         quality(args.scan, args.quality)
     else:

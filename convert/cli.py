@@ -267,8 +267,25 @@ def _load_scan(path):
 
     if not Path(path).is_file():
         raise FacelatchError(f"PAD scan not found: {path} (make it with facelatch-convert pad-data)")
-    z = np.load(path, allow_pickle=False)
-    return {k: z[k] for k in z.files}
+    return LazyScan(np.load(path, allow_pickle=False))
+
+
+class LazyScan(dict):
+    """A PAD scan's arrays, each read from the .npz the first time it is asked for (the
+    scan holds gigabytes of thumbnails and patches a command mostly does not need)."""
+
+    def __init__(self, npz):
+        super().__init__()
+        self.npz = npz
+
+    def __missing__(self, key):
+        if key not in self.npz.files:
+            raise KeyError(key)
+        self[key] = self.npz[key]
+        return self[key]
+
+    def __contains__(self, key):
+        return key in self.npz.files
 
 
 def cmd_import_minifasnet(args) -> int:
@@ -281,11 +298,22 @@ def cmd_import_minifasnet(args) -> int:
     if args.int8:
         scan = _load_scan(args.calibration)
         scales = args.scales or [crop_scale(p) for p in args.pth]
-        patches = scan_patches(scan, scales)[scan["found"]]
-        calibration = patches[np.random.default_rng(0).choice(len(patches), min(args.count, len(patches)), replace=False)]
+        pool = np.flatnonzero(scan["found"])
+        if args.calibration_judged:  # only faces the door judges, of door-like sources (no tight crops)
+            from .liveness import DOOR_KINDS, source_kinds
+
+            q = np.load(args.calibration_judged, allow_pickle=False)
+            if not np.array_equal(q["index"], pool):
+                raise FacelatchError(f"{args.calibration_judged} was not made from {args.calibration}")
+            kinds = source_kinds(sorted(set(scan["source"][pool])))
+            pool = pool[q["judged"] & np.isin(scan["source"][pool], [s for s, k in kinds.items() if k in DOOR_KINDS])]
+        pick = np.sort(np.random.default_rng(0).choice(pool, min(args.count, len(pool)), replace=False))
+        calibration = scan_patches({k: scan[k][pick] for k in ("crops_v2", "crops_v1se", "crops_wide")}, scales)
     command = " ".join(["facelatch-convert import-minifasnet", *map(str, args.pth),
                         *(["--scales", *map(str, args.scales)] if args.scales else []),
                         *(["--int8", "--calibration", str(args.calibration), "--count", str(args.count)] if args.int8 else []),
+                        *(["--calibration-judged", str(args.calibration_judged)] if args.int8 and args.calibration_judged
+                          else []),
                         "-o", str(args.out)])
     command += " --features" if args.features else ""
     import_minifasnet(args.pth, Path(args.out), args.scales, args.int8, calibration, command, features=args.features)
@@ -481,6 +509,9 @@ def main(argv=None) -> int:
     s.add_argument("--features", action="store_true", help="output the members' 128-D features too (for a head)")
     s.add_argument("--calibration", help="--int8: PAD scan (scan.npz from pad-data) for calibration patches")
     s.add_argument("--count", type=int, default=300, help="calibration patches (default 300)")
+    s.add_argument("--calibration-judged", metavar="QUALITY_NPZ",
+                   help="--int8: calibrate on faces the door judges (benchmarks/pad_stack.py quality) of door-like "
+                        "sources only")
     s.add_argument("-o", "--out", required=True, help="output .tflite (card next to it)")
     s.set_defaults(func=cmd_import_minifasnet)
 

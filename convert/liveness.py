@@ -48,12 +48,15 @@ def import_minifasnet(pths, out: Path, scales=None, int8: bool = False, calibrat
     scales = [float(s) for s in scales] if scales else [crop_scale(p) for p in pths]
     if len(scales) != len(pths):
         raise SystemExit("give one --scales value per .pth")
-    members = [load(p, CROP_SIZE) for p in pths]
+    if int8 and calibration is None:
+        raise SystemExit("--int8 needs --calibration (a PAD scan, see facelatch-convert pad-data)")
+    # int8: PReLU written as z + relu((a - 1) z), which XNNPACK runs in int8, and each member's
+    # weights range-equalized on its own calibration patches (convert.minifasnet.build, equalize)
+    members = [load(p, CROP_SIZE, "dwrelu", calibration[..., 3 * i:3 * i + 3]) if int8 else load(p, CROP_SIZE)
+               for i, p in enumerate(pths)]
     model = stack(members, CROP_SIZE, features=features)
     inp = keras.Input((CROP_SIZE, CROP_SIZE, 3 * len(members)), batch_size=1)
     single = keras.Model(inp, model(inp))
-    if int8 and calibration is None:
-        raise SystemExit("--int8 needs --calibration (a PAD scan, see facelatch-convert pad-data)")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(to_tflite(single, calibration if int8 else None))
     # the converted model must give the Keras model's numbers
@@ -83,6 +86,9 @@ def import_minifasnet(pths, out: Path, scales=None, int8: bool = False, calibrat
                     for m, s, p in zip(members, scales, pths)],
         "threshold": None,
         "conversion": {"command": command, "tflite_vs_keras_max_abs_logit": dlogit,
+                       "prelu": "z + relu((a - 1) z) (depthwise 1x1, ReLU, ADD)" if int8 else "PRELU",
+                       "equalized": "cross-layer range equalization on the calibration patches (exact in float)"
+                                    if int8 else None,
                        "calibration": f"{len(calibration)} patches from the PAD scan" if int8 else None},
         "provenance": {"weights": NOTICE, "licence": "Apache-2.0 (the weights' licence; models/LICENSE-Apache-2.0.txt)",
                        "training_data": "upstream's (Silent-Face-Anti-Spoofing does not publish its training set); "

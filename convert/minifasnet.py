@@ -51,10 +51,22 @@ def _units(state: dict) -> list[str]:
     return seen
 
 
-def build(state: dict, size: int = 80, name: str = "minifasnet"):
-    """Keras model with ``state``'s weights: RGB 0..255 (N, size, size, 3) -> 3 logits."""
+PRELU_SPELLINGS = ("prelu", "dwrelu")
+
+
+def build(state: dict, size: int = 80, name: str = "minifasnet", prelu: str = "prelu"):
+    """Keras model with ``state``'s weights: RGB 0..255 (N, size, size, 3) -> 3 logits.
+
+    ``prelu``: "prelu" (Keras PReLU, TFLite PRELU: what the float model ships) or
+    "dwrelu", ``z + relu((a - 1) * z)`` — the slope a 1x1 depthwise convolution with a
+    fused ReLU, then ADD; equal to PReLU for slopes a <= 1 (every slope of the released
+    weights), and run in int8 inside XNNPACK, which has no int8 PRELU (the reference
+    kernel and its partition breaks made the int8 stack 4x slower than the float one)."""
     import keras
     from keras import layers
+
+    if prelu not in PRELU_SPELLINGS:
+        raise ValueError(f"unknown PReLU spelling {prelu!r} (one of {', '.join(PRELU_SPELLINGS)})")
 
     assigned: list[tuple[layers.Layer, list[np.ndarray]]] = []
 
@@ -82,8 +94,15 @@ def build(state: dict, size: int = 80, name: str = "minifasnet"):
             assigned.append((layer, [np.ascontiguousarray(kernel)]))
         x = bn(f"{prefix}.bn", layer(x))
         if act and f"{prefix}.prelu.weight" in state:
+            a = state[f"{prefix}.prelu.weight"].reshape(-1)
+            if prelu == "dwrelu":
+                if np.any(a > 1):
+                    raise SystemExit(f"{prefix}: a PReLU slope above 1 cannot be written as z + relu((a - 1) z)")
+                slope = layers.DepthwiseConv2D(1, use_bias=False, activation="relu", name=lname + "_slope")
+                assigned.append((slope, [(a - 1).reshape(1, 1, -1, 1)]))
+                return layers.Add(name=lname + "_prelu")([x, slope(x)])
             p = layers.PReLU(shared_axes=[1, 2], name=lname + "_prelu")
-            assigned.append((p, [state[f"{prefix}.prelu.weight"].reshape(1, 1, -1)]))
+            assigned.append((p, [a.reshape(1, 1, -1)]))
             x = p(x)
         return x
 
@@ -109,7 +128,7 @@ def build(state: dict, size: int = 80, name: str = "minifasnet"):
         if ".model." in unit:  # residual block inside a stage
             if f"{unit}.se_module.fc1.weight" in state:
                 y = se(f"{unit}.se_module", y)
-            y = layers.Add()([x, y])
+            y = layers.Add(name=unit.replace(".", "_") + "_add")([x, y])
         x = y
     x = layers.Flatten()(x)
     lin = layers.Dense(state["linear.weight"].shape[0], use_bias=False, name="linear")
@@ -131,11 +150,116 @@ def predict(model, crops: np.ndarray, batch: int = 256) -> np.ndarray:
     return live_probability(np.concatenate(out))
 
 
-def load(path, size: int = 80):
-    """Build the Keras model straight from a ``.pth``."""
+def load(path, size: int = 80, prelu: str = "prelu", equalize_on: np.ndarray | None = None):
+    """Build the Keras model straight from a ``.pth`` (``prelu``: see ``build``; with
+    ``equalize_on``, RGB patches of this member, the weights are range-equalized first:
+    see ``equalize``)."""
     stem = Path(path).stem
     name = "minifasnet_v1se" if "V1SE" in stem else "minifasnet_v2" if "V2" in stem else "minifasnet"
-    return build(read_pth(path), size, name)
+    state = read_pth(path)
+    if equalize_on is not None:
+        state = equalize(state, activation_ranges(state, equalize_on, size))
+    return build(state, size, name, prelu)
+
+
+def conv_chain(state: dict) -> list[str]:
+    """Every convolution in order, by its prefix: 'conv1', 'conv2_dw', 'conv_23.conv',
+    'conv_23.conv_dw', 'conv_23.project', ..., 'conv_6_sep', 'conv_6_dw'."""
+    out = []
+    for unit in _units(state):
+        parts = ("conv", "conv_dw", "project")
+        out += [unit] if f"{unit}.conv.weight" in state else [f"{unit}.{part}" for part in parts]
+    return out
+
+
+def equalizable(state: dict) -> list[tuple[str, str]]:
+    """(producer, consumer) pairs whose channels may be rescaled: the producer's output
+    feeds the consumer alone — every convolution but a bottleneck's ``project``, whose
+    output is the residual stream (added to the block's input, gated by SE); the last
+    (``conv_6_dw``) feeds the ``linear`` layer."""
+    chain = conv_chain(state)
+    return [(p, c) for p, c in zip(chain, chain[1:] + ["linear"]) if not p.endswith(".project")]
+
+
+def streams(state: dict) -> list[dict]:
+    """The residual streams: per stage (conv_3, conv_4, conv_5), the convolutions writing
+    to it (the entry bottleneck's ``project`` and each block's), the tensors it is made
+    of (entry output, each block's sum), and what reads it (each block's ``conv`` and SE
+    ``fc1``, and the next unit's first convolution)."""
+    units, chain = _units(state), conv_chain(state)
+    out = []
+    for stage in dict.fromkeys(u.split(".model.")[0] for u in units if ".model." in u):
+        blocks = [u for u in units if u.startswith(stage + ".model.")]
+        entry = f"{units[units.index(blocks[0]) - 1]}.project"
+        after = units[units.index(blocks[-1]) + 1]
+        first = after if f"{after}.conv.weight" in state else f"{after}.conv"
+        se = [f"{b}.se_module.fc1" for b in blocks if f"{b}.se_module.fc1.weight" in state]
+        out.append({"writers": [entry] + [f"{b}.project" for b in blocks],
+                    "tensors": [entry.replace(".", "_") + "_bn_bn"] + [b.replace(".", "_") + "_add" for b in blocks],
+                    "readers": [f"{b}.conv" for b in blocks] + [first], "se": se})
+        assert all(r in chain for r in out[-1]["readers"])
+    return out
+
+
+def activation_ranges(state: dict, patches: np.ndarray, size: int = 80) -> dict[str, np.ndarray]:
+    """Per producer (``equalizable``), per channel: max |pre-activation| (its BatchNorm's
+    output) of the float model over ``patches`` (N, size, size, 3) RGB; per residual
+    stream (keyed ``stream:<i>``), the max over its tensors."""
+    import keras
+
+    model = build(state, size)
+    names = [p.replace(".", "_") + "_bn_bn" for p, _ in equalizable(state)]
+    keys = [p for p, _ in equalizable(state)]
+    for i, st in enumerate(streams(state)):
+        names += st["tensors"]
+        keys += [f"stream:{i}"] * len(st["tensors"])
+    probe = keras.Model(model.input, [model.get_layer(n).output for n in names])
+    ranges = {}
+    for i in range(0, len(patches), 64):
+        for k, a in zip(keys, probe(patches[i:i + 64].astype(np.float32))):
+            r = np.abs(np.asarray(a)).max(axis=(0, 1, 2))
+            ranges[k] = np.maximum(ranges[k], r) if k in ranges else r
+    return ranges
+
+
+def equalize(state: dict, ranges: dict[str, np.ndarray]) -> dict:
+    """Cross-layer range equalization (as convert.sface.equalize), exact in float: a
+    producer's output channel c is divided by s_c (its BatchNorm's gamma and beta) and
+    the consumer's input channel c multiplied by s_c; PReLU(z / s) = PReLU(z) / s for
+    s > 0.  Int8 gains because activations are quantized per tensor.  Before a depthwise
+    consumer every channel goes to the median range; before a pointwise one (or
+    ``linear``), s = sqrt(r_act / r_weight), normalised to a geometric mean of 1."""
+    state = dict(state)
+    for prod, cons in equalizable(state):
+        r_a = np.maximum(ranges[prod], 1e-6)
+        w = state[f"{cons}.weight"] if cons == "linear" else state[f"{cons}.conv.weight"]
+        depthwise = w.ndim == 4 and w.shape[1] == 1 and w.shape[0] == len(r_a)
+        if depthwise:
+            s = r_a / np.median(r_a)
+        else:
+            r_w = np.abs(w).max(axis=(0, 2, 3) if w.ndim == 4 else 0)
+            s = np.sqrt(r_a / np.maximum(r_w, 1e-12))
+            s = s / np.exp(np.mean(np.log(s)))
+        state[f"{prod}.bn.weight"] = state[f"{prod}.bn.weight"] / s
+        state[f"{prod}.bn.bias"] = state[f"{prod}.bn.bias"] / s
+        shape = (-1, 1, 1, 1) if depthwise else (1, -1, 1, 1) if w.ndim == 4 else (1, -1)
+        w = w * s.reshape(shape)
+        state[f"{cons}.weight" if cons == "linear" else f"{cons}.conv.weight"] = w.astype(np.float32)
+    for i, st in enumerate(streams(state)):  # a residual stream: one scale per channel for all its writers and readers
+        if f"stream:{i}" not in ranges:
+            continue
+        r_a = np.maximum(ranges[f"stream:{i}"], 1e-6)
+        r_w = np.max([np.abs(state[f"{r}.conv.weight"]).max(axis=(0, 2, 3)) for r in st["readers"]], axis=0)
+        s = np.sqrt(r_a / np.maximum(r_w, 1e-12))
+        s = s / np.exp(np.mean(np.log(s)))
+        for w in st["writers"]:
+            state[f"{w}.bn.weight"] = state[f"{w}.bn.weight"] / s
+            state[f"{w}.bn.bias"] = state[f"{w}.bn.bias"] / s
+        for r in st["readers"]:
+            state[f"{r}.conv.weight"] = (state[f"{r}.conv.weight"] * s.reshape(1, -1, 1, 1)).astype(np.float32)
+        for f in st["se"]:  # SE reads the block's (scaled) output through its mean
+            state[f"{f}.weight"] = (state[f"{f}.weight"] * s.reshape(1, -1, 1, 1)).astype(np.float32)
+    return state
 
 
 FEATURE_LAYER = "bn_bn"  # build() names the BatchNorm after 'linear' like this: the 128-D feature

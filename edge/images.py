@@ -146,10 +146,14 @@ def read_image(path, max_mp: float = DEFAULT_MAX_MP) -> np.ndarray:
     path = Path(path)
     data = _read_bytes(path)
     w, h = check_image(path, max_mp, data)
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if bgr is None:
+    img = cv2.imdecode(data, _DECODE_FLAG) if data.size else None
+    if img is None:
         raise FacelatchError(f"cannot read image: {path} (not an image, or corrupt)")
-    if bgr.shape[:2] != (h, w):  # the decoder read another size than the header said: refuse it
-        raise FacelatchError(f"image {path} decodes to {bgr.shape[1]}x{bgr.shape[0]}, not the {w}x{h} of its "
+    if img.shape[:2] != (h, w):  # the decoder read another size than the header said: refuse it
+        raise FacelatchError(f"image {path} decodes to {img.shape[1]}x{img.shape[0]}, not the {w}x{h} of its "
                              "header; refused")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return img if _DECODE_FLAG != cv2.IMREAD_COLOR else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+# OpenCV >= 4.10 decodes straight to RGB (the same pixels as BGR then cvtColor; tests/test_pipeline.py)
+_DECODE_FLAG = getattr(cv2, "IMREAD_COLOR_RGB", cv2.IMREAD_COLOR)

@@ -174,3 +174,44 @@ def test_a_damaged_head_is_a_one_line_error_not_a_door_that_never_opens(tmp_path
     (tmp_path / "facelatch_liveness.json").write_text(json.dumps(card))
     assert Liveness(load_card(tmp_path / "facelatch_liveness.json", kind="liveness")).head is not None
     assert np.isfinite(card["head"]["b"])
+
+
+def test_an_int8_stack_with_features_is_dequantised_before_the_head(tmp_path):
+    """A full-int8 liveness model (uint8 input, one int8 output of features then logits,
+    as ``import-minifasnet --int8 --features`` writes it): the head reads the dequantised
+    features, not the raw int8 codes."""
+    pytest.importorskip("tensorflow")
+    import keras
+
+    from convert.quantize import to_tflite
+    from edge.liveness import LinearHead, Liveness
+    from edge.modelcard import load_card
+    from edge.runtime import TFLiteModel, sha256_file
+
+    rng = np.random.default_rng(0)
+    inp = keras.Input((8, 8, 9), batch_size=1)
+    x = keras.layers.Dense(15)(keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inp)))  # 6 features + 9 logits
+    model = keras.Model(inp, x)
+    patches = rng.integers(0, 256, (40, 8, 8, 9)).astype(np.float32)
+    (tmp_path / "live8.tflite").write_bytes(to_tflite(model, patches))
+    raw = TFLiteModel(tmp_path / "live8.tflite")
+    assert raw.input_dtype == np.uint8 and raw.outputs[0]["dtype"] == np.int8
+    head = {"inputs": "features", "mean": rng.normal(size=6).tolist(), "std": rng.uniform(0.5, 2, 6).tolist(),
+            "w": rng.normal(size=6).tolist(), "b": 0.1}
+    card = {"kind": "liveness", "name": "live8", "sha256": sha256_file(tmp_path / "live8.tflite"),
+            "crop": {"size": 8, "scales": [2.7, 4.0, 8.0]}, "outputs": {"features": 6, "logits": 9},
+            "threshold": {"live_score": 0.5}, "head": head}
+    (tmp_path / "live8.json").write_text(json.dumps(card))
+    live = Liveness(load_card(tmp_path / "live8.json", kind="liveness"))
+    patch = patches[0].astype(np.uint8)
+    interp = raw.interpreter
+    interp.set_tensor(raw.input["index"], patch[None])
+    interp.invoke()
+    q = interp.get_tensor(raw.outputs[0]["index"]).reshape(-1)
+    scale, zero = raw.outputs[0]["quantization"]
+    real = (q.astype(np.float32) - zero) * scale
+    want = LinearHead(head, 3, 6)(real[:6], real[6:])
+    assert live.score_patch(patch) == pytest.approx(want, abs=1e-6)
+    assert live.score_patch(patch) != pytest.approx(LinearHead(head, 3, 6)(q[:6].astype(float), q[6:]), abs=1e-3)
+    # and the dequantised output is the float model's, within the int8 step
+    assert np.abs(real - model(patch[None].astype(np.float32)).numpy().reshape(-1)).max() < 4 * scale

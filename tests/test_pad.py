@@ -164,3 +164,29 @@ def test_capture_order_ranks_many_sequences_without_overflow():
     assert sorted(rank) == list(range(90))
     by_rank = np.argsort(rank)
     assert list(seq[by_rank]) == sorted(seq) and all(np.diff(order[by_rank][:3]) > 0)
+
+
+@pytest.mark.skipif(not (SHARED / "weights" / "minifasnet" / "4_0_0_80x80_MiniFASNetV1SE.pth").exists()
+                    or importlib.util.find_spec("torch") is None, reason="needs ../shared/weights/minifasnet and PyTorch")
+def test_the_int8_spellings_of_minifasnet_are_exact_in_float():
+    """What --int8 converts: PReLU as z + relu((a - 1) z) and the weights range-equalized
+    (every layer pair and residual stream, SE included) — the same features and logits."""
+    import keras
+
+    from convert.minifasnet import FEATURE_LAYER, activation_ranges, build, equalize, read_pth, streams
+
+    state = read_pth(SHARED / "weights" / "minifasnet" / "4_0_0_80x80_MiniFASNetV1SE.pth")
+    x = np.random.default_rng(0).integers(0, 256, (8, 80, 80, 3)).astype(np.float32)
+    ranges = activation_ranges(state, x)
+    assert len(streams(state)) == 3 and all(st["se"] for st in streams(state))
+    eq = equalize(state, ranges)
+    assert not np.allclose(eq["conv_23.conv.bn.weight"], state["conv_23.conv.bn.weight"])  # it did rescale
+
+    def outputs(model):
+        both = keras.Model(model.input, [model.get_layer(FEATURE_LAYER).output, model.output])
+        return [np.asarray(t) for t in both(x)]
+
+    want = outputs(build(state))
+    for got in (outputs(build(state, prelu="dwrelu")), outputs(build(eq, prelu="dwrelu"))):
+        for g, w in zip(got, want):
+            assert np.abs(g - w).max() < 1e-4 * max(1.0, np.abs(w).max())

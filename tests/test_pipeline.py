@@ -77,3 +77,20 @@ def test_embedding_is_deterministic_and_normalized(pipeline):
     assert a.shape == (128,)
     if pipeline.encoder_card.data["embedding"].get("normalize"):
         assert np.linalg.norm(a) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_read_image_gives_the_pixels_of_a_bgr_decode_then_cvtcolor(tmp_path):
+    """read_image decodes straight to RGB where OpenCV can: the same pixels, every format."""
+    import cv2
+
+    img = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    written = [DEMO / "enroll" / "obama.jpg"]
+    for ext in (".png", ".bmp", ".webp", ".tiff", ".jpg"):
+        for name, pixels in (("colour", img), ("grey", img[:, :, 0])):
+            written.append(tmp_path / f"{name}{ext}")
+            cv2.imwrite(str(written[-1]), pixels)
+    written.append(tmp_path / "alpha.png")
+    cv2.imwrite(str(written[-1]), np.dstack([img, img[:, :, :1]]))
+    for path in written:
+        want = cv2.cvtColor(cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        assert np.array_equal(read_image(path), want), path.name
