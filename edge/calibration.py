@@ -87,7 +87,7 @@ def load(state_dir, model_sha256: str) -> Calibration:
         scores = [float(s) for s in data["scores"]]
         sessions = list(data.get("sessions", []))
         sha = str(data["model_sha256"])
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, OverflowError) as e:  # an integer beyond any float
         raise FacelatchError(f"liveness calibration {path} is unreadable ({e.__class__.__name__}); "
                              "remove the file, then run facelatch liveness --camera --calibrate again") from None
     if not all(0.0 <= s <= 1.0 for s in scores):
@@ -97,14 +97,29 @@ def load(state_dir, model_sha256: str) -> Calibration:
     return Calibration(sha, scores, sessions)
 
 
-def installation_threshold(state_dir, model_sha256: str, shipped: float) -> tuple[float, str]:
-    """(threshold, where it came from) for the daemon: the calibrated one, else the card's."""
+def stale_reason(cal: Calibration, network_sha256: str | None = None) -> str:
+    """Why ``cal`` (loaded for another model or head: ``cal.other_model``) was dropped, in words."""
+    if network_sha256 is not None and cal.other_model == network_sha256:  # keyed by the network alone: an older head
+        return (f"the calibration was recorded with an earlier liveness head over this network "
+                f"({network_sha256[:12]}); its scores do not apply to the card's new head")
+    return f"the calibration was measured with another liveness model or head ({cal.other_model[:12]})"
+
+
+def installation_threshold(state_dir, model_sha256: str, shipped: float,
+                           network_sha256: str | None = None) -> tuple[float, str]:
+    """(threshold, where it came from) for the daemon: the calibrated one, else the card's.
+    ``network_sha256``: the liveness network's own sha256 when ``model_sha256`` is a
+    scores id over network and head (only to word why an older file is dropped)."""
     cal = load(state_dir, model_sha256)
     thr = cal.threshold(shipped)
     if thr is None:
+        if cal.other_model:
+            # the installer made this door stricter; until they calibrate again it is not: say so loudly
+            log.warning("liveness calibration %s ignored: %s; the door uses the model card's default %.4f "
+                        "until you run facelatch liveness --camera --calibrate again", Path(state_dir) / FILE,
+                        stale_reason(cal, network_sha256), shipped)
         why = (f"{len(cal.scores)} live frames recorded, {MIN_FRAMES} needed" if cal.scores else
-               f"the calibration was measured with another liveness model or head ({cal.other_model[:12]}); calibrate again"
-               if cal.other_model else "not calibrated")
+               f"{stale_reason(cal, network_sha256)}; calibrate again" if cal.other_model else "not calibrated")
         return shipped, f"the model card's default ({why})"
     return thr, f"calibrated on this camera ({len(cal.scores)} live frames, rejects <= {REJECT:.0%})"
 
@@ -123,5 +138,6 @@ def apply(liveness, cfg) -> str | None:
             return (f"liveness.threshold in the config, BELOW the model card's default "
                     f"{liveness.default_threshold:.3f}")
         return "liveness.threshold in the config"
-    liveness.threshold, origin = installation_threshold(cfg.state_dir, liveness.scores_id, liveness.default_threshold)
+    liveness.threshold, origin = installation_threshold(cfg.state_dir, liveness.scores_id, liveness.default_threshold,
+                                                        liveness.model_sha256)
     return origin

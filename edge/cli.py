@@ -576,11 +576,13 @@ def _calibrate(cfg, liveness, scores, by: str) -> dict:
         {"decision": "liveness_calibration", "by": by, "frames": len(scores), "recorded": len(cal.scores),
          "threshold_before": before, "threshold": after, "shipped_threshold": liveness.default_threshold,
          "model_sha256": liveness.model_sha256, "scores_id": liveness.scores_id})
+    dropped = (f"{calibration.stale_reason(cal, liveness.model_sha256)}: those recordings were dropped; "
+               if cal.other_model else "")
     if after is None:
-        text = (f"recorded {len(scores)} live frames into {path} ({len(cal.scores)} in all); the installation "
+        text = dropped + (f"recorded {len(scores)} live frames into {path} ({len(cal.scores)} in all); the installation "
                 f"threshold needs {calibration.MIN_FRAMES}: the card's {liveness.default_threshold:.3f} stays")
     else:
-        text = (f"calibrated: this installation's liveness threshold is {after:.3f} (the card's default "
+        text = dropped + (f"calibrated: this installation's liveness threshold is {after:.3f} (the card's default "
                 f"{liveness.default_threshold:.3f}; it rejects {np.mean(np.asarray(cal.scores) < after):.1%} of the "
                 f"{len(cal.scores)} live frames recorded here), written to {path}; restart or reload the daemon "
                 "(systemctl reload facelatch) to use it")

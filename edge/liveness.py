@@ -76,7 +76,7 @@ class LinearHead:
             self.mean, self.std, self.w = (np.asarray(head[k], float) for k in ("mean", "std", "w"))
             self.b = float(head["b"])
             self.inputs = str(head.get("inputs", "log_odds"))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond any float
             raise FacelatchError("liveness card: head needs mean, std, w and b") from None
         size = {"log_odds": members, "features": features}.get(self.inputs)
         if not size or not (self.mean.shape == self.std.shape == self.w.shape == (size,)) or not np.all(self.std > 0):

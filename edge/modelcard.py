@@ -135,6 +135,8 @@ def load_card(path, kind: str | tuple[str, ...] | None = None, verify: bool = Tr
         raise FacelatchError(f"model card not found: {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise FacelatchError(f"model card {path} is not valid JSON ({e})") from None
+    except (ValueError, RecursionError) as e:  # an integer of > 4300 digits, nesting too deep for json
+        raise FacelatchError(f"model card {path} is not a usable JSON file ({e.__class__.__name__})") from None
     if not isinstance(data, dict) or "kind" not in data or "sha256" not in data:
         raise FacelatchError(f"model card {path} lacks 'kind' or 'sha256'")
     card = ModelCard(path, data)

@@ -39,6 +39,9 @@ def test_the_file_is_private_names_its_model_and_a_damaged_one_is_an_error(tmp_p
     path.write_text('{"scores": [2.0], "model_sha256": "' + "a" * 64 + '"}')
     with pytest.raises(FacelatchError, match="outside 0..1"):
         calibration.load(tmp_path, "a" * 64)
+    path.write_text('{"scores": [1' + "0" * 400 + '], "model_sha256": "' + "a" * 64 + '"}')  # beyond any float
+    with pytest.raises(FacelatchError, match="unreadable"):  # was OverflowError: a traceback, the daemon down at start
+        calibration.load(tmp_path, "a" * 64)
     path.write_text("{")
     with pytest.raises(FacelatchError, match="unreadable") as e:
         calibration.installation_threshold(tmp_path, "a" * 64, 0.13)
@@ -149,7 +152,7 @@ def test_a_config_threshold_below_the_card_is_said_aloud(tmp_path, caplog):
     assert calibration.apply(FakeLiveness(), cfg) == "liveness.threshold in the config"
 
 
-def test_a_new_head_on_the_same_network_does_not_reuse_the_old_scores(tmp_path):
+def test_a_new_head_on_the_same_network_does_not_reuse_the_old_scores(tmp_path, caplog):
     """The head changes P(live) while the .tflite (and its sha256) stays: scores recorded
     under the old head must not set the new head's threshold."""
     from edge.liveness import Liveness
@@ -160,6 +163,8 @@ def test_a_new_head_on_the_same_network_does_not_reuse_the_old_scores(tmp_path):
     card.data = dict(card.data, head=dict(card.data["head"], b=card.data["head"]["b"] + 1.0))
     moved = Liveness(card)
     assert moved.model_sha256 == shipped.model_sha256 and moved.scores_id != shipped.scores_id
+    card.data = dict(card.data, sha256="0" * 64)  # the same head over another network (e.g. a re-conversion)
+    assert Liveness(card).scores_id not in (moved.scores_id, shipped.scores_id)
     cal = calibration.load(tmp_path, shipped.scores_id)
     cal.record(np.full(calibration.MIN_FRAMES, 0.99), "test")
     cal.save(tmp_path, shipped.default_threshold)
@@ -175,5 +180,31 @@ def test_a_new_head_on_the_same_network_does_not_reuse_the_old_scores(tmp_path):
     old = calibration.load(tmp_path, shipped.model_sha256)
     old.record(np.full(calibration.MIN_FRAMES, 0.99), "test")
     old.save(tmp_path, shipped.default_threshold)
-    assert "another liveness model or head" in calibration.apply(shipped, cfg)
+    with caplog.at_level("WARNING", logger="facelatch"):
+        origin = calibration.apply(shipped, cfg)
     assert shipped.threshold == shipped.default_threshold
+    # the installer is told what happened in words that fit: this network, an earlier head (not "another
+    # model" next to this very model's sha256), and loudly: their stricter door is back at the card's default
+    assert "earlier liveness head over this network" in origin and "calibrate again" in origin
+    assert any("ignored" in r.message and "--calibrate" in r.message for r in caplog.records)
+
+
+@host_only
+def test_recalibrating_after_a_new_head_says_the_old_recordings_were_dropped(installation):
+    """The upgrade path: a file recorded under the previous head (keyed by the network's
+    sha256 alone) at this installation; facelatch liveness --camera --calibrate starts afresh
+    and says so."""
+    cfg, state = installation
+    from edge.modelcard import load_card, models_dir
+
+    sha = load_card(models_dir() / "facelatch_liveness.json", kind="liveness").sha256
+    old = calibration.load(state, sha)
+    old.record([0.95] * 300, "under the previous head")
+    old.save(state, 0.4967)
+    rc, out, err = run_cli("liveness", "--camera", "--calibrate", "--config", str(cfg), "--json", "--seconds", "60")
+    assert rc == 0, err
+    summary = json.loads(out.splitlines()[-1])
+    assert "earlier liveness head" in summary["threshold_from"]
+    assert "recordings were dropped" in summary["calibration"]
+    stored = json.loads((state / calibration.FILE).read_text())
+    assert stored["frames"] == 8 and [x["by"] for x in stored["sessions"]] == ["facelatch liveness --camera --calibrate"]

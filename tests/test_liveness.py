@@ -171,6 +171,16 @@ def test_a_damaged_head_is_a_one_line_error_not_a_door_that_never_opens(tmp_path
         with pytest.raises(FacelatchError) as e:  # was: the members' mean at the head's threshold, or a crash per face
             Liveness(load_card(tmp_path / "facelatch_liveness.json", kind="liveness"))
         assert "\n" not in str(e.value)
+    # numbers beyond any float: an integer b of 401 digits reaches float(), one of 5001 digits
+    # stops json itself (Python's 4300-digit limit), nesting too deep stops it too; each was a traceback at start
+    text = json.dumps(card)
+    b = json.dumps(card["head"]["b"])
+    assert text.count(b) == 1
+    for odd in ("1" + "0" * 400, "1" + "0" * 5000, "[" * 100000 + "]" * 100000):
+        (tmp_path / "facelatch_liveness.json").write_text(text.replace(b, odd))
+        with pytest.raises(FacelatchError) as e:
+            Liveness(load_card(tmp_path / "facelatch_liveness.json", kind="liveness"))
+        assert "\n" not in str(e.value)
     (tmp_path / "facelatch_liveness.json").write_text(json.dumps(card))
     assert Liveness(load_card(tmp_path / "facelatch_liveness.json", kind="liveness")).head is not None
     assert np.isfinite(card["head"]["b"])
