@@ -2,7 +2,7 @@
 
 The shipped threshold is fixed on many cameras at once, so it must be low enough
 for the camera whose live faces score lowest; a camera whose live faces score high
-leaves room that an attack can use (a phone replay that scores 0.3 passes a 0.13
+leaves room that an attack can use (a phone replay that scores 0.6 passes a 0.40
 threshold).  Calibration records P(live) of the installer's own live frames at
 *this* camera (``facelatch liveness --camera --calibrate``; ``facelatch enroll
 --camera`` adds the frames it sees) and sets the threshold for this installation:
