@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 
@@ -93,29 +94,15 @@ def invert_affine(m: np.ndarray) -> np.ndarray:
 
 
 def polygon_area(poly: np.ndarray) -> float:
-    """Area of a simple polygon (N, 2), either winding (shoelace formula)."""
-    p = np.asarray(poly, np.float64)
-    if len(p) < 3:
-        return 0.0
-    q = np.concatenate([p[1:], p[:1]])  # each vertex's successor
-    return float(abs(p[:, 0] @ q[:, 1] - p[:, 1] @ q[:, 0]) / 2)
+    """Area of a simple polygon (N, 2), either winding."""
+    p = np.asarray(poly, np.float32).reshape(-1, 2)
+    return float(abs(cv2.contourArea(p))) if len(p) >= 3 else 0.0
 
 
 def clip_to_rect(poly: np.ndarray, width: float, height: float) -> np.ndarray:
-    """The part of a convex polygon (N, 2) inside the rectangle [0, width] x [0, height]
-    (Sutherland-Hodgman, one half-plane per side); (0, 2) when nothing is inside."""
-    pts = [tuple(p) for p in np.asarray(poly, np.float64)]
-    for axis, limit, keep_below in ((0, 0.0, False), (0, float(width), True), (1, 0.0, False), (1, float(height), True)):
-        inside = (lambda p: p[axis] <= limit) if keep_below else (lambda p: p[axis] >= limit)
-        out = []
-        for i, cur in enumerate(pts):
-            prev = pts[i - 1]
-            if inside(cur) != inside(prev):  # the edge crosses this side: add the crossing point
-                t = (limit - prev[axis]) / (cur[axis] - prev[axis])
-                out.append((prev[0] + t * (cur[0] - prev[0]), prev[1] + t * (cur[1] - prev[1])))
-            if inside(cur):
-                out.append(cur)
-        pts = out
-        if not pts:
-            break
-    return np.array(pts, np.float64).reshape(-1, 2)
+    """The part of a convex polygon (N, 2) inside the rectangle [0, width] x [0, height];
+    (0, 2) when nothing is inside (OpenCV's convex-convex intersection)."""
+    rect = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+    area, inside = cv2.intersectConvexConvex(np.asarray(poly, np.float32).reshape(-1, 2), rect)
+    # no overlap: OpenCV gives area 0 (and None, or a placeholder point at FLT_MAX)
+    return np.zeros((0, 2)) if inside is None or area <= 0 else inside.reshape(-1, 2).astype(np.float64)

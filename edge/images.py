@@ -19,6 +19,8 @@ from .fileio import read_input
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 DEFAULT_MAX_MP = 40.0  # megapixels; a 12 MP phone photo is far below, a decompression bomb far above
+# OpenCV >= 4.10 decodes straight to RGB (the same pixels as BGR then cvtColor; tests/test_pipeline.py)
+_DECODE_FLAG = getattr(cv2, "IMREAD_COLOR_RGB", cv2.IMREAD_COLOR)
 
 
 def is_image(path: Path) -> bool:
@@ -153,7 +155,3 @@ def read_image(path, max_mp: float = DEFAULT_MAX_MP) -> np.ndarray:
         raise FacelatchError(f"image {path} decodes to {img.shape[1]}x{img.shape[0]}, not the {w}x{h} of its "
                              "header; refused")
     return img if _DECODE_FLAG != cv2.IMREAD_COLOR else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-# OpenCV >= 4.10 decodes straight to RGB (the same pixels as BGR then cvtColor; tests/test_pipeline.py)
-_DECODE_FLAG = getattr(cv2, "IMREAD_COLOR_RGB", cv2.IMREAD_COLOR)
