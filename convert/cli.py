@@ -415,7 +415,7 @@ def cmd_fit_liveness_head(args) -> int:
                         "S; S's threshold comes by the same rule from heads trained without S and T, scored on each "
                         "other T's live frames; calibrated: edge.calibration's rule on the first half of S's live "
                         f"frames in capture order, judged on the second half and every attack; windows: share of "
-                        f"share of windows of {N} consecutive attack frames in which {K} pass",
+                        f"windows of {N} consecutive attack frames in which {K} pass",
             "frames": "faces the door would judge (quality gate, min_face_px)" if judged is not None else "every found face",
             "scan": f"{args.scan} (sha256 {scan_digest(args.scan)}…)",
             "per_source": r4(res["per_source"]), "pooled": r4(pooled),

@@ -102,7 +102,8 @@ def import_minifasnet(pths, out: Path, scales=None, int8: bool = False, calibrat
 def model_scores(model_path, patches: np.ndarray, threads: int = 1) -> np.ndarray:
     """P(live) of each stacked patch through the TFLite model (batch of one, as on the device)."""
     tfl = TFLiteModel(model_path, threads)
-    return np.array([float(live_probability(tfl.run(tfl.pixels(p))[0].reshape(-1))) for p in patches])
+    logits = 3 * (patches.shape[-1] // 3)  # a model imported with --features gives its features first
+    return np.array([float(live_probability(tfl.run(tfl.pixels(p))[0].reshape(-1)[-logits:])) for p in patches])
 
 
 def source_kinds(sources) -> dict:

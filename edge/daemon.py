@@ -237,14 +237,15 @@ def bridge_for(cfg: config_mod.Config, paused: bool = False):
     return make_bridge(cfg.mqtt, version(), cfg.state_dir, cfg.security.allow_insecure, paused)
 
 
-def reload_parts(cfg, door: Door, bridge, camera, new_cfg, camera_for):
+def reload_parts(cfg, door: Door, bridge, camera, new_cfg, camera_for, paused: bool = False):
     """The parts for ``new_cfg``, or an exception with the running ones untouched.
 
     Transactional: every new part (MQTT bridge, door, actuator) is built before any
     running one is replaced; only the actuator must free its pin first (a GPIO pin
     cannot be claimed twice), so it is swapped last and the old one is reclaimed if
-    the new one cannot be made."""
-    new_bridge = bridge_for(new_cfg, door.pause.load()) if (new_cfg.mqtt, new_cfg.state_dir, new_cfg.security) != \
+    the new one cannot be made.  ``paused``: the running door's pause, as the loop holds
+    it (the file may be gone: a damaged one is kept aside and the door stays paused)."""
+    new_bridge = bridge_for(new_cfg, paused) if (new_cfg.mqtt, new_cfg.state_dir, new_cfg.security) != \
         (cfg.mqtt, cfg.state_dir, cfg.security) else None
     try:
         same_models = new_cfg.model == cfg.model and new_cfg.liveness == cfg.liveness
@@ -335,7 +336,7 @@ def run(config_path: str | None, stop: threading.Event | None = None, notifier: 
                 reloaded = False
                 try:
                     cfg, door, bridge, camera = reload_parts(cfg, door, bridge, camera, load(),
-                                                             camera_for)
+                                                             camera_for, paused)
                     reloaded = True
                     log.info("reloaded configuration and household (%d people)", len(door.identifier.names))
                     warn_insecure(door)

@@ -395,14 +395,15 @@ class MqttBridge:
                 self._suppressed[target] = self._suppressed.get(target, 0) + (1 if cmd else 0)
                 return
             n = self._suppressed.pop(target, 0)
-            if cmd is None and not n:
+            summary = cmd is None  # a real refusal may carry action "?" too (retained, oversize, not UTF-8)
+            if summary and not n:
                 return
             cmd = cmd or Command(target, "?", "refused commands not audited one by one (rate limit)", time.monotonic())
             cmd = Command(cmd.target, cmd.action, cmd.refused, cmd.received, n)
             try:
                 self._refused.put_nowait(cmd)
             except queue.Full:
-                self._suppressed[target] = self._suppressed.get(target, 0) + (1 if cmd.action != "?" else 0) + n
+                self._suppressed[target] = self._suppressed.get(target, 0) + (0 if summary else 1) + n
 
     def _report_suppressed(self) -> None:
         for target in [t for t, n in list(self._suppressed.items()) if n]:
