@@ -96,10 +96,12 @@ def versions(deg: str, i: int, rgb: np.ndarray, landmarks: np.ndarray, source: s
 
 def main():
     args = arguments(["cutoff", "cutwide", "sidelight"], 500).parse_args()
-    normal = {src: np.load(args.cache / f"{src}__faces.npz") for src in ("lfw", "celeba")}
-    index = {src: {k: j for j, k in enumerate(z["keys"])} for src, z in normal.items()}
+    # read each array once: an npz decompresses it again on every z[key] (0.4 s for LFW's landmarks)
+    faces = {src: np.load(args.cache / f"{src}__faces.npz") for src in ("lfw", "celeba")}
+    landmarks = {src: z["landmarks"] for src, z in faces.items()}
+    index = {src: {k: j for j, k in enumerate(z["keys"])} for src, z in faces.items()}
     build(args, lambda deg, i, rgb, key, source, face_px, rng:
-          versions(deg, i, rgb, normal[source]["landmarks"][index[source][key]], source, rng),
+          versions(deg, i, rgb, landmarks[source][index[source][key]], source, rng),
           seed_offset=lambda deg: 10 ** 7 if deg.startswith("cut") else 0)
 
 

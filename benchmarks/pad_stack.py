@@ -168,14 +168,16 @@ def report(args):
         cands = {k: v for k, v in cands.items() if any(o in k for o in args.only)}
     results = {}
     for name, (kind, x) in cands.items():
+        nest = None
+        if kind == "head":  # the heads do not depend on the threshold rule: fitted once per candidate
+            extra = np.isin(source, crops) if args.train_crops else None
+            nest = nested_loso(x, live, source, door, train_extra=extra, l2=args.l2, cap=args.cap)
         for how, q in ((h, q) for h in args.rule for q in args.q):
             if kind == "zero":
                 thr, shipped = thresholds_zero_shot(x, live, source, door, q, how)
                 per_scores = {s: x[source == s] for s in door}
                 crop_scores = {s: x[source == s] for s in crops}
             else:
-                extra = np.isin(source, crops) if args.train_crops else None
-                nest = nested_loso(x, live, source, door, train_extra=extra, l2=args.l2, cap=args.cap)
                 thr = thresholds_nested(nest, live, source, door, q, how)
                 per_scores = nest["test"]
                 crop_scores = {}

@@ -144,12 +144,15 @@ def nested_loso(x, live, source, door, train_extra=None, l2: float = 1.0, cap: i
         m = capped((in_door & ~np.isin(source, list(excluded))) | train_extra, live, source, cap)
         return fit_logistic(x[m], live[m].astype(float), cell_weights(live[m], source[m]), l2)
 
-    test, tune = {}, {}
+    test, tune, pair_heads = {}, {}, {}
     for s in door:
         test[s] = head_score(fit_without({s}), x[source == s])
         for t in door:
             if t != s:
-                tune[(s, t)] = head_score(fit_without({s, t}), x[source == t])
+                pair = frozenset((s, t))  # without S and T is without T and S: one fit for both
+                if pair not in pair_heads:
+                    pair_heads[pair] = fit_without(pair)
+                tune[(s, t)] = head_score(pair_heads[pair], x[source == t])
     return {"test": test, "tune": tune}
 
 
