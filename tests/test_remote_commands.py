@@ -523,14 +523,15 @@ def test_the_end_of_a_flood_is_on_record_as_a_count(tmp_path, tls_broker):
 
 
 @needs_mosquitto
-def test_a_reload_that_replaces_the_bridge_keeps_saying_paused(tmp_path, household):  # noqa: F811
+@pytest.mark.parametrize("pause_file", ['{"paused": true}', "{"], ids=["paused", "damaged file: paused, kept aside"])
+def test_a_reload_that_replaces_the_bridge_keeps_saying_paused(tmp_path, household, pause_file):  # noqa: F811
     import signal as _signal
 
     from test_daemon import _start_daemon
 
     broker = Broker(tmp_path).start()
     cfg, state = door_config(tmp_path, household, [frame()] * 3, broker_lines(broker.port), loop=True, fps=5.0)
-    (state / "pause.json").write_text('{"paused": true}')
+    (state / "pause.json").write_text(pause_file)
     w = Watcher(broker, f"{T}/#")
     proc, server = _start_daemon(tmp_path, cfg)
     server.close()  # (its notifications are not needed here)
