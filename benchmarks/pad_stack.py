@@ -31,13 +31,15 @@ sys.path.insert(0, str(ROOT))
 
 from convert.liveness import DOOR_KINDS  # noqa: E402
 from convert.pad_data import BY_NAME  # noqa: E402
-from edge.liveness import member_log_odds  # noqa: E402
+from convert.liveness import SCAN_PATCHES  # noqa: E402
+from edge.liveness import FRAME, member_log_odds, parse_scale  # noqa: E402
 from convert.pad_stack import capture_order, judge, nested_loso, thresholds_nested, thresholds_zero_shot  # noqa: E402
 
 WEIGHTS = ROOT.parent / "shared" / "weights" / "minifasnet"
 MEMBERS = {"v2": ("2.7_80x80_MiniFASNetV2.pth", "crops_v2"), "v1se": ("4_0_0_80x80_MiniFASNetV1SE.pth", "crops_v1se"),
            "v2wide": ("2.7_80x80_MiniFASNetV2.pth", "crops_wide"),
-           "v1sewide": ("4_0_0_80x80_MiniFASNetV1SE.pth", "crops_wide")}
+           "v1sewide": ("4_0_0_80x80_MiniFASNetV1SE.pth", "crops_wide"),
+           "v1seframe": ("4_0_0_80x80_MiniFASNetV1SE.pth", "crops_frame")}  # the whole frame (edge.liveness.FRAME)
 
 
 def features(scan_path, out, model=None):
@@ -64,9 +66,9 @@ def member_names(card) -> list[str]:
     names = []
     for m in card.data["members"]:
         net = {"minifasnet_v2": "v2", "minifasnet_v1se": "v1se"}.get(m["network"])
-        name = f"{net}wide" if float(m["crop_scale"]) == 8.0 else net
-        if name not in MEMBERS or MEMBERS[name][1] != {2.7: "crops_v2", 4.0: "crops_v1se", 8.0: "crops_wide"}.get(
-                float(m["crop_scale"])):
+        scale = parse_scale(m["crop_scale"])
+        name = f"{net}frame" if scale == FRAME else f"{net}wide" if scale == 8.0 else net
+        if name not in MEMBERS or MEMBERS[name][1] != SCAN_PATCHES.get(scale):
             raise SystemExit(f"{card.path.name}: member {m['network']} at {m['crop_scale']}x is none of "
                              f"{list(MEMBERS)}")
         names.append(name)
@@ -83,7 +85,7 @@ def stack_outputs(card_path, z, found) -> dict:
     names = member_names(card)
     if int(card.data.get("outputs", {}).get("features", 0)) != 128 * len(names):
         raise SystemExit(f"{card.path.name} has no feature output: import it with --features")
-    patches = scan_patches({k: z[k] for k in {"crops_v2", "crops_v1se", "crops_wide"}}, card.data["crop"]["scales"])
+    patches = scan_patches({k: z[k] for k in SCAN_PATCHES.values() if k in z.files}, card.data["crop"]["scales"])
     out = model_logits(card.model_path, patches[found])
     feats, logits = out[:, :-3 * len(names)], out[:, -3 * len(names):]
     res = {}
@@ -96,27 +98,64 @@ def stack_outputs(card_path, z, found) -> dict:
 
 def quality(scan_path, out):
     """Would the door judge this face at all?  The device's quality gate (the default
-    encoder card's limits) and ``min_face_px`` on every found face."""
+    encoder card's limits, the chip measures included) and ``min_face_px`` on every found
+    face; every measure is stored too (``gate-cost`` reads them)."""
     from edge.config import Config
+    from edge.fusion import encoder_stages
     from edge.images import read_image
     from edge.modelcard import load_card, models_dir
     from edge.pipeline import DEFAULT_ENCODER
     from edge.quality import QualityGate
 
     z = np.load(scan_path, allow_pickle=False)
-    gate = QualityGate.from_card(load_card(models_dir() / f"{DEFAULT_ENCODER}.json"))
+    card = load_card(models_dir() / f"{DEFAULT_ENCODER}.json")
+    gate = QualityGate.from_card(card)
+    aligner, _ = encoder_stages(card, 1)  # the chip measures (coverage, light asymmetry) need the chip
     min_px = Config().policy.min_face_px
     idx = np.flatnonzero(z["found"])
     paths, boxes, marks = z["path"], z["boxes"], z["landmarks"]  # read once (an npz re-reads on every z[key])
-    ok, reasons = np.zeros(len(idx), bool), []
+    ok, reasons, values, names = np.zeros(len(idx), bool), [], [], None
     for j, i in enumerate(idx):
         rgb = read_image(paths[i])
-        q = gate.check(rgb, boxes[i], marks[i])
+        q = gate.check(rgb, boxes[i], marks[i], aligner.chip(rgb, marks[i]), aligner)
+        names = names or sorted(q.measures)
+        values.append([q.measures[k] for k in names])
         big = max(boxes[i][2:]) >= min_px
         ok[j] = q.ok and big
         reasons.append("" if ok[j] else q.reason if not q.ok else "small")
-    np.savez(out, index=idx, judged=ok, reason=np.array(reasons))
+    np.savez(out, index=idx, judged=ok, reason=np.array(reasons), measure_names=np.array(names),
+             measures=np.array(values, np.float64), min_face_px=min_px)
     print(f"{ok.mean():.1%} of {len(idx)} found faces would be judged by the door")
+
+
+def gate_cost(scan_path, quality_path, before=None):
+    """Per door-like source, the share of its live faces the door's gate judges (and
+    enrolment's, and ``before``: an encoder card of an earlier gate) — what the quality
+    gate costs on real webcams (the stored measures of ``quality``)."""
+    import json
+
+    from edge.modelcard import load_card, models_dir
+    from edge.pipeline import DEFAULT_ENCODER
+    from edge.quality import QualityGate
+
+    z, q = np.load(scan_path, allow_pickle=False), np.load(quality_path, allow_pickle=False)
+    if "measures" not in q.files:
+        raise SystemExit(f"{quality_path} holds no measures: run `pad_stack.py quality` again")
+    names = [str(n) for n in q["measure_names"]]
+    rows = [dict(zip(names, v)) for v in q["measures"]]
+    big = np.array([r["face_px"] >= float(q["min_face_px"]) for r in rows])
+    card = load_card(models_dir() / f"{DEFAULT_ENCODER}.json")
+    gates = {"door": QualityGate.from_card(card), "enrolment": QualityGate.from_card(card, enrolment=True)}
+    if before:
+        gates = {"before": QualityGate(json.loads(Path(before).read_text())["quality"]["limits"]), **gates}
+    ok = {k: big & np.array([g.judge(r).ok for r in rows]) for k, g in gates.items()}
+    src, live = z["source"][q["index"]], z["live"][q["index"]]
+    door = sorted(s for s in set(src) if BY_NAME[s].kind in DOOR_KINDS)
+    print(f"| source | live faces | {' | '.join(f'judged: {k}' for k in gates)} |")
+    print("|---|---|" + "---|" * len(gates))
+    for s in door + ["all"]:
+        m = live & (np.isin(src, door) if s == "all" else src == s)
+        print(f"| {s} | {m.sum():,} | " + " | ".join(f"{ok[k][m].mean():.1%}" for k in gates) + " |")
 
 
 def log_odds(logits):
@@ -227,12 +266,13 @@ def print_table(title, rows, door):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["features", "quality", "report"])
+    p.add_argument("what", choices=["features", "quality", "gate-cost", "report"])
     p.add_argument("--scan", default="build/pad/scan.npz")
     p.add_argument("--features", default="build/pad/features.npz")
     p.add_argument("--model", help="features: through this stacked liveness card's model (e.g. an int8 one) "
                                    "instead of float conversions of each member's weights")
     p.add_argument("--quality", default="build/pad/quality.npz", help="which faces the door would judge")
+    p.add_argument("--before", help="gate-cost: also an earlier encoder card's door gate (e.g. from git show)")
     p.add_argument("--q", type=float, nargs="+", default=[0.01, 0.02])
     p.add_argument("--rule", nargs="+", default=["min", "pooled"], choices=["min", "pooled"])
     p.add_argument("--judged-only", action="store_true", help="only faces the door would judge (quality gate, size)")
@@ -247,6 +287,8 @@ def main():
         features(args.scan, args.features, args.model)
     elif args.what == "quality":
         quality(args.scan, args.quality)
+    elif args.what == "gate-cost":
+        gate_cost(args.scan, args.quality, args.before)
     else:
         report(args)
 

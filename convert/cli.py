@@ -262,6 +262,16 @@ def cmd_pad_data(args) -> int:
     return 0
 
 
+def _scale_arg(value: str):
+    """--scales: a number, or 'frame' (a member that sees the whole frame)."""
+    from edge.liveness import parse_scale
+
+    try:
+        return parse_scale(value)
+    except FacelatchError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("liveness card: ")) from None
+
+
 def _load_scan(path):
     import numpy as np
 
@@ -291,7 +301,7 @@ class LazyScan(dict):
 def cmd_import_minifasnet(args) -> int:
     import numpy as np
 
-    from .liveness import import_minifasnet, scan_patches
+    from .liveness import SCAN_PATCHES, import_minifasnet, scan_patches
     from .minifasnet import crop_scale
 
     calibration = None
@@ -308,7 +318,7 @@ def cmd_import_minifasnet(args) -> int:
             kinds = source_kinds(sorted(set(scan["source"][pool])))
             pool = pool[q["judged"] & np.isin(scan["source"][pool], [s for s, k in kinds.items() if k in DOOR_KINDS])]
         pick = np.sort(np.random.default_rng(0).choice(pool, min(args.count, len(pool)), replace=False))
-        calibration = scan_patches({k: scan[k][pick] for k in ("crops_v2", "crops_v1se", "crops_wide")}, scales)
+        calibration = scan_patches({k: scan[k][pick] for k in SCAN_PATCHES.values() if k in scan}, scales)
     command = " ".join(["facelatch-convert import-minifasnet", *map(str, args.pth),
                         *(["--scales", *map(str, args.scales)] if args.scales else []),
                         *(["--int8", "--calibration", str(args.calibration), "--count", str(args.count)] if args.int8 else []),
@@ -504,7 +514,9 @@ def main(argv=None) -> int:
 
     s = sub.add_parser("import-minifasnet", help="MiniFASNet .pth file(s) -> one liveness TFLite model + card")
     s.add_argument("pth", nargs="+", help="Silent-Face .pth state dicts (members, in order)")
-    s.add_argument("--scales", type=float, nargs="+", help="crop scale per member (default: from the file names)")
+    s.add_argument("--scales", type=_scale_arg, nargs="+",
+                   help="crop scale per member, or 'frame' for a member that sees the whole frame (default: from the "
+                        "file names)")
     s.add_argument("--int8", action="store_true", help="full int8 (default: float32)")
     s.add_argument("--features", action="store_true", help="output the members' 128-D features too (for a head)")
     s.add_argument("--calibration", help="--int8: PAD scan (scan.npz from pad-data) for calibration patches")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.liveness import live_probability
+from edge.liveness import FRAME, live_probability, parse_scale
 from edge.runtime import TFLiteModel, sha256_file
 
 from .card import write_json_atomic
@@ -27,16 +27,18 @@ NOTICE = ("MiniFASNet weights from Silent-Face-Anti-Spoofing by minivision-ai "
           "(https://github.com/minivision-ai/Silent-Face-Anti-Spoofing), Apache-2.0; converted to TFLite by "
           "facelatch-convert import-minifasnet (own model definition and weight transfer); see "
           "models/LICENSE-Apache-2.0.txt and models/NOTICE")
+SCAN_PATCHES = {2.7: "crops_v2", 4.0: "crops_v1se", 8.0: "crops_wide", FRAME: "crops_frame"}  # scale -> scan key
 DOOR_KINDS = ("nuaa", "frames", "yolo")  # sources that look like a door camera (whole webcam frames)
 
 
 def scan_patches(scan: dict, scales) -> np.ndarray:
     """The scan's cached patches for these crop scales, stacked as the model takes them."""
-    by_scale = {2.7: "crops_v2", 4.0: "crops_v1se", 8.0: "crops_wide"}
     try:
-        return np.concatenate([scan[by_scale[float(s)]] for s in scales], axis=3)
+        return np.concatenate([scan[SCAN_PATCHES[parse_scale(s)]] for s in scales], axis=3)
     except KeyError:
-        raise SystemExit(f"the scan has patches for scales {sorted(by_scale)} only, not {scales}") from None
+        raise SystemExit(f"the scan has patches for scales {list(SCAN_PATCHES)} only, not {scales} (a scan made "
+                         f"before the whole-frame patch has no crops_frame: run facelatch-convert pad-data again "
+                         f"into a new --out)") from None
 
 
 def import_minifasnet(pths, out: Path, scales=None, int8: bool = False, calibration: np.ndarray | None = None,
@@ -45,7 +47,7 @@ def import_minifasnet(pths, out: Path, scales=None, int8: bool = False, calibrat
 
     from .quantize import to_tflite
 
-    scales = [float(s) for s in scales] if scales else [crop_scale(p) for p in pths]
+    scales = [parse_scale(s) for s in scales] if scales else [crop_scale(p) for p in pths]
     if len(scales) != len(pths):
         raise SystemExit("give one --scales value per .pth")
     if int8 and calibration is None:
@@ -76,8 +78,10 @@ def import_minifasnet(pths, out: Path, scales=None, int8: bool = False, calibrat
                                    "are reversed instead)"},
         "crop": {"size": CROP_SIZE, "scales": scales,
                  "definition": "per member: the detector's box scaled about its centre (less if the frame is too "
-                               "small), shifted inside the frame, resized to size x size, bilinear; members' patches "
-                               "stacked on the channel axis (edge.liveness.shifted_crop / stacked_patches)"},
+                               "small), shifted inside the frame, resized to size x size, bilinear; a member of scale "
+                               "'frame': the whole frame resized to size x size, area interpolation; members' patches "
+                               "stacked on the channel axis (edge.liveness.shifted_crop / frame_patch / "
+                               "stacked_patches)"},
         "output": ("one vector: every member's 128-D feature (its 'linear' + 'bn' output), then every member's "
                    "3 logits (index 1 = live)" if features else "3 logits per member (index 1 = live)")
                   + "; P(live) = mean over members of softmax[1] unless the card has a head",

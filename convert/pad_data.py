@@ -260,7 +260,8 @@ def build(mirrors: Path, nuaa: Path | None, out: Path, log=print) -> list[dict]:
     return manifest
 
 
-CROP_SCALES = {"v2": 2.7, "v1se": 4.0, "wide": 8.0}  # MiniFASNetV2 / V1SE patches, and a wide context patch
+# MiniFASNetV2 / V1SE patches, a wide context patch and the whole frame (edge.liveness.FRAME)
+CROP_SCALES = {"v2": 2.7, "v1se": 4.0, "wide": 8.0, "frame": "frame"}
 CROP_SIZE = 80
 THUMB = (160, 120)  # the whole frame, downscaled (width, height), for whole-frame cues
 
@@ -272,7 +273,7 @@ def _scan_chunk(items: list[tuple[int, str]]) -> list[dict]:
     import cv2
 
     from edge.errors import FacelatchError
-    from edge.liveness import shifted_crop
+    from edge.liveness import stacked_patches
     from edge.pipeline import FaceFinder, read_image
 
     finder = _scan_chunk.finder = getattr(_scan_chunk, "finder", None) or FaceFinder(aligner=None)
@@ -292,7 +293,7 @@ def _scan_chunk(items: list[tuple[int, str]]) -> list[dict]:
             face = faces[0].face
             row["box"] = face.box
             row["marks"] = finder.mesh.landmarks(rgb, face)[0]
-            row["crops"] = {k: shifted_crop(rgb, face.box, CROP_SIZE, sc) for k, sc in CROP_SCALES.items()}
+            row["crops"] = {k: stacked_patches(rgb, face.box, CROP_SIZE, [sc]) for k, sc in CROP_SCALES.items()}
         rows.append(row)
     return rows
 

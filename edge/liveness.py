@@ -4,8 +4,10 @@ screen showing one?
 The model is a small stack of MiniFASNet networks (Silent-Face-Anti-Spoofing,
 Apache-2.0, converted by ``facelatch-convert import-minifasnet``).  Each member
 sees its own patch around the detected face — the box scaled by the member's
-factor (2.7x, 4.0x: the wider the patch, the more of a held photo's or a
-screen's edge is in view), shifted to stay inside the frame and resized to 80x80.
+factor (2.7x, 4.0x, 8.0x: the wider the patch, the more of a held photo's or a
+screen's edge is in view), shifted to stay inside the frame and resized to 80x80 —
+or, for a member whose scale is ``"frame"``, the whole frame resized to 80x80 (the
+context the others miss: the hand, the phone's body, the room around a screen).
 The patches are stacked along the channel axis into the one model input; the
 model returns 3 logits per member (index 1 = live).  P(live) is the card's linear
 head over the members' log-odds where the card has one (weights learned leave one
@@ -27,6 +29,35 @@ from .modelcard import ModelCard
 from .runtime import TFLiteModel
 
 LIVE = 1  # softmax index of "live" in every member's 3 logits
+FRAME = "frame"  # the crop scale of a member that sees the whole frame
+
+
+def parse_scale(value) -> float | str:
+    """One entry of a card's ``crop.scales``: a positive factor of the face box, or FRAME."""
+    if value == FRAME:
+        return FRAME
+    if isinstance(value, bool):
+        raise FacelatchError(f"liveness card: crop scale {value!r} is neither a number nor {FRAME!r}")
+    try:
+        scale = float(value)
+    except (TypeError, ValueError):
+        raise FacelatchError(f"liveness card: crop scale {value!r} is neither a number nor {FRAME!r}") from None
+    if not (np.isfinite(scale) and scale > 0):
+        raise FacelatchError(f"liveness card: crop scale {value!r} must be a positive number or {FRAME!r}")
+    return scale
+
+
+FRAME_ASPECT = 4 / 3  # the frames the whole-frame member learnt from: every door-like PAD source is 4:3
+
+
+def frame_patch(rgb: np.ndarray, size: int) -> np.ndarray:
+    """The whole frame as one patch: its largest centred 4:3 region (all of a 4:3 frame; a
+    16:9 camera loses the sides) resized to size x size, area interpolation (a large
+    downscale)."""
+    h, w = rgb.shape[:2]
+    cw, ch = min(w, round(h * FRAME_ASPECT)), min(h, round(w / FRAME_ASPECT))
+    x0, y0 = (w - cw) // 2, (h - ch) // 2
+    return cv2.resize(rgb[y0:y0 + max(ch, 1), x0:x0 + max(cw, 1)], (size, size), interpolation=cv2.INTER_AREA)
 
 
 def shifted_crop(rgb: np.ndarray, box, size: int, scale: float) -> np.ndarray:
@@ -47,8 +78,10 @@ def shifted_crop(rgb: np.ndarray, box, size: int, scale: float) -> np.ndarray:
 
 
 def stacked_patches(rgb: np.ndarray, box, size: int, scales) -> np.ndarray:
-    """(size, size, 3 * len(scales)) uint8: one patch per scale, stacked on channels."""
-    return np.concatenate([shifted_crop(rgb, box, size, s) for s in scales], axis=2)
+    """(size, size, 3 * len(scales)) uint8: one patch per scale (FRAME: the whole frame),
+    stacked on channels."""
+    return np.concatenate([frame_patch(rgb, size) if s == FRAME else shifted_crop(rgb, box, size, s)
+                           for s in scales], axis=2)
 
 
 def live_probability(logits: np.ndarray) -> np.ndarray:
@@ -105,7 +138,7 @@ class Liveness:
         if "scales" not in crop:
             raise FacelatchError(f"{card.path.name}: not a liveness card of this version (no crop.scales)")
         self.model = TFLiteModel(card.model_path, threads)
-        self.size, self.scales = int(crop["size"]), [float(s) for s in crop["scales"]]
+        self.size, self.scales = int(crop["size"]), [parse_scale(s) for s in crop["scales"]]
         self.default_threshold = float(card.data["threshold"]["live_score"])  # the card's, for every camera
         self.threshold = self.default_threshold if threshold is None else float(threshold)
         self.model_sha256 = str(card.data["sha256"])

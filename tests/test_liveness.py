@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import DEMO, SHARED, run_cli
-from edge.liveness import live_probability, shifted_crop, stacked_patches
+from edge.liveness import FRAME, frame_patch, live_probability, parse_scale, shifted_crop, stacked_patches
 
 NUAA = SHARED / "data" / "nuaa-train"
 
@@ -36,6 +36,31 @@ def test_stacked_patches_and_fused_probability():
     # two members: P(live) is the mean of their softmax[1]
     logits = np.array([0.0, np.log(3.0), 0.0, 0.0, 0.0, 0.0])  # member 1: 3/5 live; member 2: 1/3
     assert np.isclose(live_probability(logits), (0.6 + 1 / 3) / 2)
+
+
+def test_the_frame_member_sees_the_whole_4_3_frame_wherever_the_face_is():
+    import cv2
+
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    whole = cv2.resize(rgb, (80, 80), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(frame_patch(rgb, 80), whole)  # a 4:3 frame: all of it
+    stack = stacked_patches(rgb, (300, 200, 60, 60), 80, [2.7, FRAME])
+    assert stack.shape == (80, 80, 6) and np.array_equal(stack[:, :, 3:], whole)
+    assert np.array_equal(stacked_patches(rgb, (10, 10, 30, 30), 80, [FRAME]), whole)  # the face does not move it
+    # a 16:9 camera: the centred 4:3 region (the sides go), not the frame squeezed
+    wide = rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    assert np.array_equal(frame_patch(wide, 80), cv2.resize(wide[:, 160:1120], (80, 80), interpolation=cv2.INTER_AREA))
+    assert frame_patch(rng.integers(0, 256, (1, 5, 3), dtype=np.uint8), 80).shape == (80, 80, 3)
+
+
+def test_a_crop_scale_is_a_positive_number_or_frame():
+    from edge.errors import FacelatchError
+
+    assert parse_scale(2.7) == 2.7 and parse_scale("4") == 4.0 and parse_scale("frame") == FRAME
+    for bad in ("Frame", "wide", 0, -1, float("nan"), float("inf"), None, True, [2.7]):
+        with pytest.raises(FacelatchError, match="crop scale"):
+            parse_scale(bad)
 
 
 def test_liveness_cli_json(tmp_path):
