@@ -57,10 +57,16 @@ def _one_face(pipe: FacePipeline, path: Path):
         raise FacelatchError(f"{path}: no face found")
     if len(found) > 1:
         raise FacelatchError(f"{path}: {len(found)} faces found; an enrollment image must show exactly one")
-    q = found[0].quality
+    q = pipe.enrolment_quality(found[0])
     if q is not None and not q.ok:
-        raise FacelatchError(f"{path}: face too poor to enroll ({q.reason}); nothing written")
+        raise FacelatchError(f"{path}: face too poor to enroll ({q.reason}{_enrol_hint(q)}); nothing written")
     return found[0]
+
+
+def _enrol_hint(q) -> str:
+    """What to change for an enrolment the gate refused on light (stricter than the door's)."""
+    return ": light the face evenly for enrolment, no lamp or window to one side" if q.reason.startswith(
+        "light_asymmetry") else ""
 
 
 def _config(args):
@@ -113,13 +119,14 @@ def _camera_embeddings(args, pipe: FacePipeline) -> tuple[list, list[str]]:
             found = pipe.analyze(frame.rgb)
             sharp = (cv2.Laplacian(cv2.cvtColor(found[0].chip, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
                      if len(found) == 1 else 0.0)
-            poor = found[0].quality if len(found) == 1 and found[0].quality and not found[0].quality.ok else None
+            q = pipe.enrolment_quality(found[0]) if len(found) == 1 else None
+            poor = q if q is not None and not q.ok else None
             if len(found) == 1 and found[0].live_score is not None and found[0].face.size >= cfg.policy.min_face_px:
                 live_scores.append(float(found[0].live_score))
             note = ("no face" if not found else f"{len(found)} faces: only you in view, please" if len(found) > 1 else
                     "come closer" if found[0].face.size < cfg.policy.min_face_px else
                     "hold still (blurred)" if sharp < args.min_sharpness else
-                    f"face quality: {poor.reason}" if poor else "")
+                    f"face quality: {poor.reason}{_enrol_hint(poor)}" if poor else "")
             if not note:
                 got.append(found[0].embedding)
                 print(f"\rcaptured {len(got)}/{args.frames}" + " " * 30, end="", file=sys.stderr, flush=True)

@@ -114,6 +114,7 @@ class FacePipeline:
         models = Path(models) if models else models_dir()
         self.encoder_card = load_card(_card_path(encoder, models), kind=ENCODER_KINDS)
         self.quality = QualityGate.from_card(self.encoder_card) if quality else None
+        self.enrol_quality = QualityGate.from_card(self.encoder_card, enrolment=True) if quality else None
         aligner, self.embedder = encoder_stages(self.encoder_card, threads)
         self.finder = FaceFinder(aligner, threads, models, full_range_fallback)
         self.liveness = (Liveness(load_card(_card_path(liveness, models), kind="liveness"), threads, live_threshold)
@@ -160,6 +161,11 @@ class FacePipeline:
         self.times.liveness += t1 - t0
         self.times.embed += time.perf_counter() - t1
         return r
+
+    def enrolment_quality(self, r: FaceResult) -> Quality | None:
+        """The enrolment gate on an examined face (stricter than the door's on some
+        measures: a template is compared with every later probe); None without a gate."""
+        return self.enrol_quality.judge(r.quality.measures) if r.quality is not None else None
 
     def complete(self, r: FaceResult) -> None:
         """Turn a first-look face into the card's full (flip-averaged) embedding."""

@@ -89,24 +89,35 @@ class Quality:
 
 class QualityGate:
     """``check(rgb, box, landmarks, chip, aligner) -> Quality``: every measure within the
-    card's limits.
+    card's limits; ``judge(measures)`` applies them to measures already taken.
 
     ``limits``: {measure: [low, high]} (either end may be None).  The chip measures
-    (``chip_measures``) need the chip and the aligner that cut it."""
+    (``chip_measures``) need the chip and the aligner that cut it.
+
+    Two gates per card: the door's (``quality.limits``) and enrolment's, which is the
+    door's with the card's ``quality.enrol_limits`` in place of its limits on those
+    measures — stricter where a poor *template* costs more than a poor probe (side light:
+    two side-lit faces of different people look alike to the encoder, while a side-lit
+    probe against an evenly lit template does not; docs/quality-gate.md)."""
 
     def __init__(self, limits: dict):
         self.limits = {k: (v[0], v[1]) for k, v in limits.items()}
 
     @classmethod
-    def from_card(cls, card) -> "QualityGate | None":
+    def from_card(cls, card, enrolment: bool = False) -> "QualityGate | None":
         q = card.data.get("quality")
-        return cls(q["limits"]) if q else None
+        if not q:
+            return None
+        return cls({**q["limits"], **(q.get("enrol_limits") or {})} if enrolment else q["limits"])
 
     def check(self, rgb: np.ndarray, box, landmarks: np.ndarray, chip: np.ndarray | None = None,
               aligner=None) -> Quality:
         m = measure(rgb, box, landmarks)
         if chip is not None and aligner is not None:
             m.update(chip_measures(chip, aligner, landmarks, rgb.shape))
+        return self.judge(m)
+
+    def judge(self, m: dict) -> Quality:
         for name, (low, high) in self.limits.items():
             if name not in m:
                 raise ValueError(f"the quality limit on {name} needs the face's chip and aligner")

@@ -309,3 +309,44 @@ def test_enroll_refuses_a_face_too_poor_to_judge_and_writes_nothing(tmp_path, pi
     before = t.read_bytes()
     rc, _, err = run_cli("enroll", poor, "--add", "--template", t)
     assert rc == 2 and "sharpness" in err and t.read_bytes() == before
+
+
+def test_the_door_judges_a_side_lit_face_that_enrolment_refuses(tmp_path, pipeline):
+    """Window light from one side: the door judges the face (a side-lit probe against an
+    evenly lit template matches strangers no more often than the card says), enrolment
+    refuses it as a template (two side-lit faces of different people do), naming the
+    measure and what to do, and writes nothing."""
+    q = pipeline.encoder_card.data["quality"]
+    door, enrol = q["limits"]["light_asymmetry"][1], q["enrol_limits"]["light_asymmetry"][1]
+    assert enrol < door
+    rgb = read("enroll/obama.jpg")
+    x, _, w, _ = (int(v) for v in pipeline.analyze(rgb)[0].face.box)
+    shade = np.clip((np.arange(rgb.shape[1]) - x - w / 4) / (w / 2), 0.25, 1.0)  # the left of the face in shadow
+    lit = np.clip(rgb * shade[None, :, None] * 1.3, 0, 255).astype(np.uint8)
+    face = pipeline.analyze(lit)[0]
+    assert enrol < face.quality.measures["light_asymmetry"] < door and face.quality.ok
+    assert not pipeline.enrolment_quality(face).ok
+    side = tmp_path / "side.png"
+    cv2.imwrite(str(side), cv2.cvtColor(lit, cv2.COLOR_RGB2BGR))
+    t = tmp_path / "t.json"
+    rc, _, err = run_cli("enroll", side, "--template", t)
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert rc == 2 and len(lines) == 1 and "light_asymmetry" in lines[0] and f"> {enrol:g}" in lines[0], err
+    assert "evenly" in lines[0] and not t.exists()
+    rc, _, err = run_cli("enroll", DEMO / "enroll" / "obama.jpg", "--template", t)
+    assert rc == 0, err
+    rc, out, err = run_cli("--no-liveness", "verify", side, "--template", t, "--json")
+    assert rc == 0 and json.loads(out.splitlines()[0])["decision"] == "match", (out, err)
+
+
+def test_the_enrolment_gate_is_the_doors_with_the_cards_enrolment_limits():
+    from edge.modelcard import load_card, models_dir
+
+    card = load_card(models_dir() / "facelatch_sface_int8.json", kind="encoder")
+    door, enrol = QualityGate.from_card(card), QualityGate.from_card(card, enrolment=True)
+    assert set(door.limits) == set(enrol.limits)
+    changed = {k for k in door.limits if door.limits[k] != enrol.limits[k]}
+    assert changed == set(card.data["quality"]["enrol_limits"]) == {"light_asymmetry"}
+    m = {k: (lo if lo is not None else hi) for k, (lo, hi) in door.limits.items()}  # every measure at its edge
+    m["light_asymmetry"] = 0.5
+    assert door.judge(m).ok and not enrol.judge(m).ok and enrol.judge(m).reason == "light_asymmetry 0.5 > 0.3"
