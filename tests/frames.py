@@ -60,11 +60,14 @@ def crops() -> dict:
     return {name: c.copy() for name, c in _crops().items()}
 
 
-def side_lit(crop: np.ndarray, low: float = 0.05, gain: float = 1.3) -> np.ndarray:
-    """A face crop (``crops()``) lit harshly from its right: a ramp from ``low`` on the
-    face's left side to full light past its middle, overexposed by ``gain`` (clipped)."""
+def side_lit(crop: np.ndarray, low: float = 0.05, gain: float = 1.3, start: float = 0.375,
+             ramp: float = 0.25) -> np.ndarray:
+    """A face crop (``crops()``) lit harshly from its right: ``low`` light on the face's
+    left, a ramp from ``start`` over ``ramp`` of the width to full light, overexposed by
+    ``gain`` (clipped).  The defaults: window light (the door judges it, enrolment does
+    not); ``start=0.5, ramp=0.1, low=0.02``: half the face in the dark (neither judges it)."""
     w = crop.shape[1]
-    shade = np.clip((np.arange(w) - 0.375 * w) / (0.25 * w), low, 1.0) * gain
+    shade = np.clip((np.arange(w) - start * w) / (ramp * w), low, 1.0) * gain
     return np.clip(crop * shade[None, :, None], 0, 255).astype(np.uint8)
 
 
