@@ -8,10 +8,14 @@ config, images source at 15 frames/s of virtual time) over
 - their attack frames in capture order (NUAA: printed photos of the same person;
   screen sources: replays, often of other people): how many unlocks?
 
-    python benchmarks/door_sequences.py --pad build/pad [--json build/door_sequences.json] [--calibrate]
+    python benchmarks/door_sequences.py --pad build/pad [--json build/door_sequences.json] [--calibrate] [--held-out DIR]
 
 ``build/pad`` comes from ``facelatch-convert pad-data``.  Liveness settings are the
-config's defaults unless ``--no-liveness`` / ``--require-blink`` are given.
+config's defaults unless ``--no-liveness`` / ``--require-blink`` are given.  The shipped
+head was trained on every source here, so its figures are tuning-data figures; with
+``--held-out DIR`` (cards from ``facelatch-convert fit-liveness-head ... --held-out DIR``)
+each subject is judged by the head trained without its source, at the threshold the
+nested rule set without it: the door on a camera it never saw.
 
 Per subject it also gives the door-level screen figure (issue 19): the share of
 windows of n consecutive attack frames (capture order) in which the door's liveness
@@ -160,7 +164,15 @@ def main() -> int:
     ap.add_argument("--calibrate", action="store_true",
                     help="calibrate each installation on the first half of its live sequence (judged on the rest)")
     ap.add_argument("--only", nargs="+", help="these subjects only")
+    ap.add_argument("--held-out", metavar="DIR",
+                    help="judge each subject's liveness with DIR/SOURCE.json, the head trained without its source "
+                         "at its nested threshold (facelatch-convert fit-liveness-head ... --held-out DIR): the "
+                         "door on a camera the head never saw")
+    ap.add_argument("--k", type=int, help="policy.k: live matching frames needed (default: the config's)")
+    ap.add_argument("--n", type=int, help="policy.n: ... of the last n frames (default: the config's)")
     args = ap.parse_args()
+    if args.held_out and args.no_liveness:
+        ap.error("--held-out needs liveness")
     manifest = json.loads((Path(args.pad) / "manifest.json").read_text())
     extra = "[liveness]\n" + ("enabled = false\n" if args.no_liveness else "") + \
             ("require_blink = true\n[policy]\nattempt_timeout_s = 8.0\n" if args.require_blink else "") + \
@@ -168,10 +180,20 @@ def main() -> int:
     pipe = FacePipeline(liveness=None)
     work = Path(tempfile.mkdtemp())
     results = {}
-    door_cfg = config_mod.Config()
+    if args.k or args.n:
+        window = "".join(f"{name} = {v}\n" for name, v in (("k", args.k), ("n", args.n)) if v)
+        extra = extra.replace("[policy]\n", "[policy]\n" + window, 1) if "[policy]\n" in extra else \
+            extra + "[policy]\n" + window
+    door_cfg = config_mod.parse(tomllib.loads(f'state_dir = "{work}"\n{extra}'))  # the policy's k and n
+    base_extra = extra
     for subject, seqs in sorted(subjects(manifest).items()):
         if args.only and subject not in args.only:
             continue
+        if args.held_out:
+            held = (Path(args.held_out) / f"{subject.split(':')[0]}.json").resolve()
+            if not held.is_file():
+                sys.exit(f"no held-out card for {subject}: {held}")
+            extra = base_extra.replace("[liveness]\n", f"[liveness]\nmodel = \"{held}\"\n", 1)
         enroll, live_seq = split_enrollment(seqs["live"])
         calibrated, threshold = None, None
         if not args.no_liveness:
@@ -218,6 +240,8 @@ def main() -> int:
                "refusals_without_reason": sum(v[s]["refusals_without_reason"] for v in results.values()
                                               for s in ("live", "attack")),
                "liveness": "off" if args.no_liveness else "require_blink" if args.require_blink else "default",
+               "liveness_heads": "held out (never saw the subject's source)" if args.held_out else "the card's",
+               "policy": {"k": door_cfg.policy.k, "n": door_cfg.policy.n},
                "encoder": pipe.encoder_card.data["name"],
                "second_look_live_faces": [sum(v["live"]["second_looks"] for v in results.values()),
                                           sum(v["live"]["first_looks"] for v in results.values())],

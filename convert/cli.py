@@ -406,6 +406,8 @@ def cmd_fit_liveness_head(args) -> int:
         print(f"{s:15s} thr {p['threshold']:.3f} APCER {p['apcer']:7.2%} BPCER {p['bpcer']:6.2%} windows "
               f"{p['windows']:6.2%} | calibrated thr {c['threshold']:.3f} APCER {c['apcer']:7.2%} BPCER "
               f"{c['bpcer']:6.2%} windows {c['windows']:6.2%}")
+        print(f"{'':15s} door windows, attack / live passing: " + ", ".join(
+            f"{k} {w['attack']:.1%} / {w['live']:.1%}" for k, w in p["windows_by_k"].items()))
     for which, p in pooled.items():
         print(f"pooled {which}: APCER {p['apcer']:.2%} (worst {p['worst_apcer']:.2%}), BPCER {p['bpcer']:.2%} "
               f"(worst {p['worst_bpcer']:.2%})")
@@ -435,7 +437,32 @@ def cmd_fit_liveness_head(args) -> int:
                        + (" --train-crops" if args.train_crops else "") + " --write-card"}
         write_json_atomic(card.path, data)
         print(f"wrote the head, the threshold and the figures into {card.path}")
+    if args.held_out:
+        _write_held_out_cards(card, res, Path(args.held_out))
     return 0
+
+
+def _write_held_out_cards(card, res: dict, out: Path) -> None:
+    """Per door-like source S: a copy of the card whose head never saw S, at the threshold
+    the nested rule set without S (a benchmark's card, never a door's: its evaluation and
+    calibration figures are dropped, its name says so)."""
+    from .card import write_json_atomic
+
+    out.mkdir(parents=True, exist_ok=True)
+    for s, held in res["held_out"].items():
+        data = {k: v for k, v in card.data.items() if k != "evaluation"}
+        data["name"] = f"{card.data['name']}_without_{s}"
+        data["description"] = (f"benchmark card, not for a door: {card.data['name']}'s head trained without the "
+                               f"source {s!r}, at the threshold the nested rule set without it")
+        data["head"] = held["head"]
+        data["threshold"] = {"live_score": round(held["threshold"], 6),
+                             "chosen_for": f"nested {res['rule']} rule without {s}"}
+        write_json_atomic(out / f"{s}.json", data)
+        link = out / f"{s}.tflite"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(card.model_path.resolve())
+    print(f"wrote {len(res['held_out'])} held-out cards into {out}")
 
 
 def main(argv=None) -> int:
@@ -552,6 +579,10 @@ def main(argv=None) -> int:
     s.add_argument("--train-crops", action="store_true", help="the tight-crop sources join every head's training "
                    "set (never a test or tuning source)")
     s.add_argument("--write-card", action="store_true")
+    s.add_argument("--held-out", metavar="DIR",
+                   help="also write DIR/SOURCE.json per door-like source: the card with the head trained without "
+                        "SOURCE at its nested threshold (for door benchmarks on a camera the head never saw; "
+                        "benchmarks/door_sequences.py --held-out DIR), beside a link to the model")
     s.set_defaults(func=cmd_fit_liveness_head)
 
     s = sub.add_parser("fuse", help="a fused encoder card (score-level fusion of encoder cards; no new model)")

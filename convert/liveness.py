@@ -78,7 +78,8 @@ def import_minifasnet(pths, out: Path, scales=None, int8: bool = False, calibrat
                                    "are reversed instead)"},
         "crop": {"size": CROP_SIZE, "scales": scales,
                  "definition": "per member: the detector's box scaled about its centre (less if the frame is too "
-                               "small), shifted inside the frame, resized to size x size, bilinear; a member of scale "
+                               "small), shifted inside the frame, resampled to size x size at its sub-pixel position, "
+                               "bilinear; a member of scale "
                                "'frame': the whole frame resized to size x size, area interpolation; members' patches "
                                "stacked on the channel axis (edge.liveness.shifted_crop / frame_patch / "
                                "stacked_patches)"},
@@ -204,7 +205,11 @@ def fit_head(card, scan: dict, judged: np.ndarray | None, how: str = "pooled", b
         ms = source == s
         per[s] = {"plain": judge(nest["test"][s], live[ms], source[ms], order[ms], thr[s]),
                   "calibrated": judge(nest["test"][s], live[ms], source[ms], order[ms], thr[s], calibrate=True)}
-    return {"head": {"inputs": inputs, "mean": head["mean"].tolist(), "std": head["std"].tolist(),
-                     "w": head["w"].tolist(), "b": head["b"]},
+    def as_card(h):
+        return {"inputs": inputs, "mean": h["mean"].tolist(), "std": h["std"].tolist(), "w": h["w"].tolist(),
+                "b": h["b"]}
+
+    return {"head": as_card(head), "held_out": {s: {"head": as_card(nest["heads"][s]), "threshold": thr[s]}
+                                                for s in door},
             "threshold": shipped, "door_sources": door, "crop_sources_trained": crops, "per_source": per, "rule": how,
             "bpcer": bpcer, "cap": cap}

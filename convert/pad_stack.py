@@ -134,7 +134,8 @@ def nested_loso(x, live, source, door, train_extra=None, l2: float = 1.0, cap: i
     """Heads for nested leave one source out over ``door`` sources.
 
     Returns {"test": {S: scores of every frame under the head trained without S},
-             "tune": {(S, T): scores of T's frames under the head trained without S and T}}.
+             "tune": {(S, T): scores of T's frames under the head trained without S and T},
+             "heads": {S: the head trained without S}}.
     ``train_extra`` (a boolean mask) adds frames of other sources (e.g. tight crops) to
     every training set; they are never test or tuning frames."""
     train_extra = np.zeros(len(live), bool) if train_extra is None else train_extra
@@ -144,16 +145,17 @@ def nested_loso(x, live, source, door, train_extra=None, l2: float = 1.0, cap: i
         m = capped((in_door & ~np.isin(source, list(excluded))) | train_extra, live, source, cap)
         return fit_logistic(x[m], live[m].astype(float), cell_weights(live[m], source[m]), l2)
 
-    test, tune, pair_heads = {}, {}, {}
+    test, tune, pair_heads, heads = {}, {}, {}, {}
     for s in door:
-        test[s] = head_score(fit_without({s}), x[source == s])
+        heads[s] = fit_without({s})
+        test[s] = head_score(heads[s], x[source == s])
         for t in door:
             if t != s:
                 pair = frozenset((s, t))  # without S and T is without T and S: one fit for both
                 if pair not in pair_heads:
                     pair_heads[pair] = fit_without(pair)
                 tune[(s, t)] = head_score(pair_heads[pair], x[source == t])
-    return {"test": test, "tune": tune}
+    return {"test": test, "tune": tune, "heads": heads}
 
 
 def save_head(head: dict, path: Path) -> None:
@@ -204,5 +206,10 @@ def judge(scores, live, source, order, thr, calibrate=False):
     att = np.flatnonzero(~live)
     att = att[np.argsort(order[att], kind="stable")]
     apcer, bpcer = apcer_bpcer(test_live, scores[att], thr)
+    # the door's window rule for every k of N: the share of attack windows that would pass, and of
+    # live windows a resident would (the live frames judged, in capture order)
+    by_k = {f"{k}of{N}": {"attack": attack_windows(scores[att] >= thr, N, k),
+                          "live": attack_windows(test_live >= thr, N, k)} for k in range(K, N + 1)}
     return {"threshold": float(thr), "apcer": apcer, "bpcer": bpcer, "auc": roc_auc(scores[live], scores[~live]),
-            "windows": attack_windows(scores[att] >= thr, N, K), "live": int(len(test_live)), "attack": int(len(att))}
+            "windows": attack_windows(scores[att] >= thr, N, K), "windows_by_k": by_k,
+            "live": int(len(test_live)), "attack": int(len(att))}

@@ -2,7 +2,7 @@
 
 Every frame that does not count for an attempt, every deny and every "no decision"
 carries a :class:`Why`: a ``kind`` (a stable word for counting and automations) and
-a ``text`` a person reads ("not live: P(live) 0.08 < 0.58").  The rules themselves
+a ``text`` a person reads ("not live: P(live) 0.08 < 0.57").  The rules themselves
 stay in edge/decision.py (who it is) and edge/policy.py (when the door opens); this
 module only says what they concluded."""
 

@@ -250,3 +250,40 @@ def test_an_int8_stack_with_features_is_dequantised_before_the_head(tmp_path):
     assert live.score_patch(patch) != pytest.approx(LinearHead(head, 3, 6)(q[:6].astype(float), q[6:]), abs=1e-3)
     # and the dequantised output is the float model's, within the int8 step
     assert np.abs(real - model(patch[None].astype(np.float32)).numpy().reshape(-1)).max() < 4 * scale
+
+
+def test_the_patch_moves_as_little_as_the_box():
+    """Boxes differ by ~0.005 px between machines (float kernels): the patch, and so
+    P(live), must not jump by a whole pixel when one does."""
+    import cv2
+
+    rgb = cv2.GaussianBlur(np.random.default_rng(3).integers(0, 256, (1080, 1440, 3), dtype=np.uint8), (0, 0), 2)
+    w = 61.3
+    for scale in (2.7, 4.0, 8.0):
+        corner = 300.0 + (w * scale - w) / 2 - 1e-4  # the patch's corner just short of a whole pixel
+        box = np.array([corner, corner, w, w])
+        a = shifted_crop(rgb, box, 80, scale).astype(int)
+        b = shifted_crop(rgb, box + [2e-4, 2e-4, 0.0, 0.0], 80, scale).astype(int)  # ... and just past it
+        assert np.abs(a - b).max() <= 1, scale
+
+
+def test_any_box_gives_a_patch_of_the_image_never_an_exception():
+    """Whatever box the detector hands over — off the frame, larger than it, degenerate,
+    in a frame of any size — the patch is size x size RGB and made of the image's own
+    values (interpolated, never padded with black)."""
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import given, settings, strategies as st
+
+    coord = st.floats(-2000, 2000, allow_nan=False)
+
+    @settings(max_examples=200, deadline=None, derandomize=True)
+    @given(st.integers(1, 120), st.integers(1, 160), coord, coord, coord, coord,
+           st.sampled_from([2.7, 4.0, 8.0, 1.0]), st.integers(0, 2**31))
+    def check(img_h, img_w, x, y, w, h, scale, seed):
+        rgb = np.random.default_rng(seed).integers(30, 220, (img_h, img_w, 3), dtype=np.uint8)
+        patch = shifted_crop(rgb, (x, y, w, h), 80, scale)
+        assert patch.shape == (80, 80, 3) and patch.dtype == np.uint8
+        assert (patch.min(axis=(0, 1)) >= rgb.min(axis=(0, 1))).all()
+        assert (patch.max(axis=(0, 1)) <= rgb.max(axis=(0, 1))).all()
+
+    check()

@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import DEMO, SHARED
+from conftest import DEMO, ROOT, SHARED
 
 from convert.pad_eval import apcer_bpcer, leave_one_source_out, multi_source_threshold, roc_auc, threshold_for_bpcer
 
@@ -190,3 +190,40 @@ def test_the_int8_spellings_of_minifasnet_are_exact_in_float():
     for got in (outputs(build(state, prelu="dwrelu")), outputs(build(eq, prelu="dwrelu"))):
         for g, w in zip(got, want):
             assert np.abs(g - w).max() < 1e-4 * max(1.0, np.abs(w).max())
+
+
+def test_a_held_out_head_never_saw_its_source_and_its_card_works_at_the_door(tmp_path):
+    """nested_loso's head for S is trained without S (flipping S's labels cannot move it);
+    fit-liveness-head --held-out writes it as a card the door loads, at S's nested threshold."""
+    from convert.cli import _write_held_out_cards
+    from convert.pad_stack import judge, nested_loso
+    from edge.liveness import Liveness
+    from edge.modelcard import load_card
+
+    rng = np.random.default_rng(1)
+    source = np.repeat(["a", "b", "c"], 120)
+    live = np.tile(np.r_[np.ones(60, bool), np.zeros(60, bool)], 3)
+    x = rng.normal(size=(360, 4)) + live[:, None] * [2.0, 0.0, 0.0, 0.0]
+    nest = nested_loso(x, live, source, ["a", "b", "c"])
+    flipped = nested_loso(x, np.where(source == "c", ~live, live), source, ["a", "b", "c"])
+    assert np.array_equal(nest["heads"]["c"]["w"], flipped["heads"]["c"]["w"])
+    assert not np.array_equal(nest["heads"]["a"]["w"], flipped["heads"]["a"]["w"])
+    # the door's k-of-n windows: a stricter k never lets more windows through
+    r = judge(nest["test"]["c"], live[source == "c"], source[source == "c"], np.arange(120), 0.5)
+    attack = [r["windows_by_k"][k]["attack"] for k in ("3of5", "4of5", "5of5")]
+    resident = [r["windows_by_k"][k]["live"] for k in ("3of5", "4of5", "5of5")]
+    assert attack == sorted(attack, reverse=True) and resident == sorted(resident, reverse=True)
+
+    card = load_card(ROOT / "models" / "facelatch_liveness.json", kind="liveness")
+    n = len(card.data["head"]["w"])
+    head = {"mean": np.zeros(n), "std": np.ones(n), "w": np.zeros(n), "b": 2.0}  # P(live) = sigmoid(2) everywhere
+    res = {"rule": "pooled", "held_out": {"c": {"head": {"inputs": "features", "mean": head["mean"].tolist(),
+                                                          "std": head["std"].tolist(), "w": head["w"].tolist(),
+                                                          "b": 2.0}, "threshold": 0.9}}}
+    _write_held_out_cards(card, res, tmp_path / "held")
+    held = load_card(tmp_path / "held" / "c.json", kind="liveness")
+    assert "without_c" in held.data["name"] and "evaluation" not in held.data
+    liveness = Liveness(held)
+    patch = np.full((80, 80, 9), 128, np.uint8)
+    assert liveness.threshold == 0.9 and abs(liveness.score_patch(patch) - 1 / (1 + np.exp(-2.0))) < 1e-6
+    assert not liveness.is_live(liveness.score_patch(patch))  # 0.88 < 0.9: its own threshold, not the card's

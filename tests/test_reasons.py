@@ -54,7 +54,7 @@ def test_the_readme_quotes_the_door_word_for_word():
     noon = 1_764_936_000.0  # some day at 12:00 UTC; within a week of it one day is outside mon-fri 07:00-19:00
     locked = DoorPolicy(PolicyConfig(), LockoutState(0, 1, 2000.0)).observe(FrameResult(0.0, [(0, 0, 100, 100)]), 1000.0)
     said = {reasons.too_small(35, 80).text, reasons.poor_quality(f"contrast {5.0:g} < {8:g}").text,
-            reasons.not_live(0.08, 0.5836).text,
+            reasons.not_live(0.08, 0.5747).text,
             reasons.identity(Identity(None, "alice", 0.31, 0.35, 0.40, 1e-4, True, "bob")).text,
             reasons.attempt("attempt timed out", reasons.identity(Identity(None, "alice", 0.52, None, 0.40, 1e-4))),
             reasons.crowd(3).text, locked[0].reason,
