@@ -1,6 +1,7 @@
 """Time from a face entering the view to the unlock decision, through the real door
-loop at 15 frames/s (paced image folder, k=3 of n=5, liveness stage running with its
-threshold at 0 so the bundled photographs pass it).
+loop at 15 frames/s (paced image folder, the default window: k=5 of n=5, 3 of 5 in the
+figures taken before it became the default; liveness stage running with its threshold at 0
+so the bundled photographs pass it).
 
     python benchmarks/time_to_unlock.py [--runs 10]
 """

@@ -62,7 +62,7 @@ MAX_BACKOFF_DOUBLINGS = 32  # 30 s * 2**32 is far beyond any backoff_max_s
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    k: int = 3
+    k: int = 5
     n: int = 5
     min_face_px: float = 80.0
     multiple_faces: str = "deny"  # or "largest"

@@ -125,7 +125,7 @@ def test_a_video_file_that_ends_exits_non_zero(tmp_path, enrolled):
 @host_only  # machine-independent daemon logic; each loads the models (the emulated job's budget)
 def test_a_reload_that_changes_the_actuator_and_fails_in_mqtt_keeps_the_door_driving(tmp_path, enrolled, faces):
     out = tmp_path / "opened"
-    cfg, state = setup_door(tmp_path, enrolled, [frame()] * 10 + [frame(faces["obama"])] * 4,  # 1 s before the face
+    cfg, state = setup_door(tmp_path, enrolled, [frame()] * 10 + [frame(faces["obama"])] * 6,  # 1 s before the face
                             unlock_cooldown_s=0.5, lost_after_s=0.1)
     actuator = f'[actuator]\nkind = "command"\ncommand = ["sh", "-c", "sleep 0.3; echo x >> {out}"]\n'
     cfg.write_text(cfg.read_text().replace("pace = false", "pace = true\nloop = true\nfps = 10.0") + actuator)

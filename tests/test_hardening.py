@@ -56,7 +56,9 @@ def test_stranger_shifting_position_is_counted_and_locked_out(tmp_path, enrolled
 
 def test_stranger_stepping_out_is_counted_and_locked_out(tmp_path, enrolled, faces):
     cycle = [frame(faces["biden"])] * 4 + [frame()] * 8  # 4 frames in view, 0.53 s out of view
-    cfg, state = setup_door(tmp_path, enrolled, cycle * 2 + cycle[:1], max_failed_attempts=2, lost_after_s=0.4)
+    # k = 3 (not the default 5): the test is about counting, not the window; with k = 5 its
+    # 4-frame attempts could never unlock, so a stranger taken for the user would go unnoticed
+    cfg, state = setup_door(tmp_path, enrolled, cycle * 2 + cycle[:1], k=3, max_failed_attempts=2, lost_after_s=0.4)
     run(str(cfg))
     kinds = [(a["decision"], a["reason"]) for a in audit(state)]
     assert [(k, r.split(":")[0]) for k, r in kinds[:2]] == [("deny", "face left before acceptance")] * 2
@@ -375,8 +377,9 @@ def test_security_floor_refuses_dangerous_configs(toml, words):
 
 
 def test_insecure_config_warns_and_marks_every_audit_line(tmp_path, enrolled, faces, caplog):
-    cfg, state = setup_door(tmp_path, enrolled, [frame(faces["obama"])] * 4 + [frame(faces["biden"])] * 6,
-                            attempt_timeout_s=0.2, unlock_cooldown_s=0.0)
+    # attempts of 0.3 s at 15 fps: the 5 frames a k = 5 unlock needs, then the stranger times out
+    cfg, state = setup_door(tmp_path, enrolled, [frame(faces["obama"])] * 5 + [frame(faces["biden"])] * 6,
+                            attempt_timeout_s=0.3, unlock_cooldown_s=0.0)
     with caplog.at_level(logging.WARNING, logger="facelatch"):
         run(str(cfg))
     assert "INSECURE" in caplog.text and "liveness.enabled = false" in caplog.text

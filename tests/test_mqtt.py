@@ -208,7 +208,7 @@ def test_remote_unlock_needs_credentials_and_a_code_from_private_files(tmp_path)
 @needs_mosquitto
 def test_unlock_reports_unlocked_then_locked_and_names_the_person(tmp_path, broker, household, faces):
     w = Watcher(broker, "facelatch/#")
-    frames = [frame()] * 10 + [frame(faces["obama"])] * 4 + [frame()] * 30 + [frame(faces["astronaut"])] * 12 + [frame()] * 40
+    frames = [frame()] * 10 + [frame(faces["obama"])] * 6 + [frame()] * 30 + [frame(faces["astronaut"])] * 12 + [frame()] * 40
     cfg, state = door_config(tmp_path, household, frames, broker_lines(broker.port),
                              policy="attempt_timeout_s = 0.2\n")
     assert run(str(cfg)) == 0
@@ -229,7 +229,7 @@ def test_unlock_reports_unlocked_then_locked_and_names_the_person(tmp_path, brok
 @needs_mosquitto
 def test_remote_lock_commands_are_refused_when_disabled_and_pause_is_audited(tmp_path, broker, household, faces):
     w = Watcher(broker, "facelatch/#")
-    frames = [frame()] * 5 + [frame(faces["obama"])] * 4 + [frame()] * 5
+    frames = [frame()] * 5 + [frame(faces["obama"])] * 6 + [frame()] * 5
     cfg, state = door_config(tmp_path, household, frames, broker_lines(broker.port, extra="pause_unsigned = true\n"),
                              loop=True)
     stop = threading.Event()
@@ -307,8 +307,8 @@ def test_remote_unlock_over_tls_with_credentials_and_a_per_command_code(tmp_path
 @needs_mosquitto
 def test_broker_killed_and_restarted_mid_run_loses_no_audit_line_and_never_stalls_the_loop(
         tmp_path, broker, household, faces):
-    blocks = 24  # each: the enrolled person for 4 frames (one unlock), then 8 empty frames
-    frames = ([frame(faces["obama"])] * 4 + [frame()] * 8) * blocks
+    blocks = 24  # each: the enrolled person for 6 frames (one unlock: 5 of 5), then 8 empty frames
+    frames = ([frame(faces["obama"])] * 6 + [frame()] * 8) * blocks
     cfg, state = door_config(tmp_path, household, frames, broker_lines(broker.port), fps=30.0)
     w = Watcher(broker, "facelatch/#")
     stop = threading.Event()

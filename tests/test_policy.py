@@ -191,7 +191,7 @@ def test_judged_names_the_face_that_can_count():
     assert p.judged(0.0, 1000.0, [FACE, OTHER]) is None  # a crowd is denied on its boxes
     q = DoorPolicy(PolicyConfig(multiple_faces="largest"))
     assert q.judged(0.0, 1000.0, [OTHER, FACE]) == 1
-    assert [x.kind for x in feed(q, [([OTHER, FACE], True)] * 3)] == ["unlock"]
+    assert [x.kind for x in feed(q, [([OTHER, FACE], True)] * 5)] == ["unlock"]  # k = 5 of n = 5
     assert q.judged(1.0, 1000.0, [FACE]) is None  # the cooldown after that unlock
     r = DoorPolicy(PolicyConfig(), LockoutState(0, 1, 2000.0))
     assert r.judged(0.0, 1000.0, [FACE]) is None and r.judged(600.0, 2000.0, [FACE]) == 0  # a backoff (on the
