@@ -99,7 +99,8 @@ def test_frames_in_the_cooldown_or_a_backoff_are_not_examined(tmp_path, enrolled
 
 def test_photo_of_the_enrolled_person_does_not_unlock(tmp_path, enrolled, faces):
     frames = [frame(faces["obama"])] * 6  # an attempt of 0.2 s at 15 fps: 4 frames, timed out at the 5th
-    cfg, state = setup_door(tmp_path, enrolled, frames, liveness=True, attempt_timeout_s=0.2)
+    # k = 3: with the default 5 of 5 these 4 frames could never unlock, and the test could not fail
+    cfg, state = setup_door(tmp_path, enrolled, frames, liveness=True, attempt_timeout_s=0.2, k=3)
     run(str(cfg))
     assert decisions(state, "unlock") == []
     deny = decisions(state, "deny")
@@ -165,8 +166,9 @@ def test_verbose_run_prints_one_line_per_judged_frame_with_its_reason(tmp_path, 
 def test_lockout_persists_across_restart(tmp_path, enrolled, faces):
     stranger = [frame(faces["biden"])] * 12  # attempts of 0.2 s at 15 fps (5 frames) -> 2 failures
     # the backoff runs on the wall clock: scaled, so that under emulation it outlasts both runs
+    # k = 3: the 5 frames of the second run could unlock with 2 to spare, so only the backoff stops them
     cfg, state = setup_door(tmp_path, enrolled, stranger, attempt_timeout_s=0.2, max_failed_attempts=2,
-                            backoff_s=scaled(30), backoff_max_s=scaled(300))
+                            backoff_s=scaled(30), backoff_max_s=scaled(300), k=3)
     run(str(cfg))
     lock = json.loads((state / "lockout.json").read_text())
     assert lock["backoff_until"] > time.time() + scaled(20) and lock["lockouts"] == 1
