@@ -143,7 +143,8 @@ def gate_cost(scan_path, quality_path, before=None):
         raise SystemExit(f"{quality_path} holds no measures: run `pad_stack.py quality` again")
     names = [str(n) for n in q["measure_names"]]
     rows = [dict(zip(names, v)) for v in q["measures"]]
-    big = np.array([r["face_px"] >= float(q["min_face_px"]) for r in rows])
+    boxes = z["boxes"][q["index"]]  # the size rule as `quality` and the policy apply it: the box's larger side
+    big = np.maximum(boxes[:, 2], boxes[:, 3]) >= float(q["min_face_px"])
     card = load_card(models_dir() / f"{DEFAULT_ENCODER}.json")
     gates = {"door": QualityGate.from_card(card), "enrolment": QualityGate.from_card(card, enrolment=True)}
     if before:

@@ -211,5 +211,5 @@ def judge(scores, live, source, order, thr, calibrate=False):
     by_k = {f"{k}of{N}": {"attack": attack_windows(scores[att] >= thr, N, k),
                           "live": attack_windows(test_live >= thr, N, k)} for k in range(K, N + 1)}
     return {"threshold": float(thr), "apcer": apcer, "bpcer": bpcer, "auc": roc_auc(scores[live], scores[~live]),
-            "windows": attack_windows(scores[att] >= thr, N, K), "windows_by_k": by_k,
+            "windows": by_k[f"{K}of{N}"]["attack"], "windows_by_k": by_k,
             "live": int(len(test_live)), "attack": int(len(att))}
