@@ -122,7 +122,7 @@ def build(args, versions, skip=lambda deg, source: False, seed_offset=lambda deg
     """Every (group, degradation) set of ``args`` through the device pipeline into the cache.
     ``versions(deg, i, rgb, key, source, face_px, rng)`` yields (kind, level, degraded image)."""
     roots = {"lfw": args.lfw / "images", "celeba": args.celeba}
-    cards = [load_card(models_dir() / f"{e}.json", kind="encoder") for e in ENCODERS]
+    cards = [load_card(models_dir() / f"{e}.json", kind="encoder") for e in args.encoders]
     finder = FaceFinder(Aligner.from_card(cards[0]))
     stages = [(card, Aligner.from_card(card), Embedder(card)) for card in cards]
     chosen = groups(args.lfw, args.cache, args.per_group)
@@ -169,6 +169,8 @@ def arguments(degradations: list[str], per_group: int) -> argparse.ArgumentParse
     ap.add_argument("--groups", nargs="+", default=["lfwtune", "lfweval", "celebatune", "celebaeval"])
     ap.add_argument("--degradations", nargs="+", default=degradations)
     ap.add_argument("--per-group", type=int, default=per_group)
+    ap.add_argument("--encoders", nargs="+", default=list(ENCODERS),
+                    help="the first one's alignment finds the face (SFace's by default)")
     return ap
 
 

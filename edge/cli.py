@@ -63,10 +63,16 @@ def _one_face(pipe: FacePipeline, path: Path):
     return found[0]
 
 
+_ENROL_HINTS = {  # the measures on which enrolment is stricter than the door (the card's quality.enrol_limits)
+    "light_asymmetry": "light the face evenly for enrolment, no lamp or window to one side",
+    "chip_coverage": "step back: for enrolment the whole face, with room around it, must be inside the picture",
+}
+
+
 def _enrol_hint(q) -> str:
-    """What to change for an enrolment the gate refused on light (stricter than the door's)."""
-    return ": light the face evenly for enrolment, no lamp or window to one side" if q.reason.startswith(
-        "light_asymmetry") else ""
+    """What to change for an enrolment the gate refused on a measure stricter than the door's."""
+    hint = _ENROL_HINTS.get(q.reason.split(" ", 1)[0])
+    return f": {hint}" if hint else ""
 
 
 def _config(args):

@@ -284,8 +284,9 @@ def test_enroll_names_a_cut_off_face_and_writes_nothing(tmp_path, pipeline):
     cv2.imwrite(str(close), close_up(crops()["obama_enroll"], 0.45), [cv2.IMWRITE_JPEG_QUALITY, 95])
     t = tmp_path / "t.json"
     rc, _, err = run_cli("enroll", DEMO / "enroll" / "obama2.jpg", close, "--template", t)
-    low = pipeline.quality.limits["chip_coverage"][0]
+    low = pipeline.encoder_card.data["quality"]["enrol_limits"]["chip_coverage"][0]  # enrolment's, stricter
     assert rc == 2 and "close.jpg" in err and "chip_coverage" in err and f"< {low:g}" in err, err
+    assert "step back" in err
     assert not t.exists()
 
 
@@ -326,17 +327,46 @@ def test_the_door_judges_a_side_lit_face_that_enrolment_refuses(tmp_path, pipeli
     face = pipeline.analyze(lit)[0]
     assert enrol < face.quality.measures["light_asymmetry"] < door and face.quality.ok
     assert not pipeline.enrolment_quality(face).ok
-    side = tmp_path / "side.png"
-    cv2.imwrite(str(side), cv2.cvtColor(lit, cv2.COLOR_RGB2BGR))
+    refused_for_enrolment_but_matched(tmp_path, lit, f"light_asymmetry {face.quality.measures['light_asymmetry']:g} "
+                                      f"> {enrol:g}", "evenly")
+
+
+def refused_for_enrolment_but_matched(tmp_path, rgb, reason: str, hint: str) -> None:
+    """``facelatch enroll`` refuses this image in one line naming ``reason`` and ``hint``
+    and writes nothing; against a template of the demo's good photo, the door's gate
+    judges it and ``verify`` finds the match."""
+    image = tmp_path / "poor.png"
+    cv2.imwrite(str(image), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     t = tmp_path / "t.json"
-    rc, _, err = run_cli("enroll", side, "--template", t)
+    rc, _, err = run_cli("enroll", image, "--template", t)
     lines = [x for x in err.splitlines() if x.strip()]
-    assert rc == 2 and len(lines) == 1 and "light_asymmetry" in lines[0] and f"> {enrol:g}" in lines[0], err
-    assert "evenly" in lines[0] and not t.exists()
+    assert rc == 2 and len(lines) == 1 and reason in lines[0] and hint in lines[0], err
+    assert not t.exists()
     rc, _, err = run_cli("enroll", DEMO / "enroll" / "obama.jpg", "--template", t)
     assert rc == 0, err
-    rc, out, err = run_cli("--no-liveness", "verify", side, "--template", t, "--json")
+    rc, out, err = run_cli("--no-liveness", "verify", image, "--template", t, "--json")
     assert rc == 0 and json.loads(out.splitlines()[0])["decision"] == "match", (out, err)
+
+
+def test_the_door_judges_a_close_face_that_enrolment_refuses(tmp_path, pipeline):
+    """Standing close: the frame cuts a little off the chip.  The door judges the face (a
+    cut-off probe against a whole-face template matches strangers no more often than the
+    card says), enrolment refuses it as a template (two cut-off faces of different people
+    match more often), says to step back, and writes nothing."""
+    from frames import close_up, crops
+
+    q = pipeline.encoder_card.data["quality"]
+    door, enrol = q["limits"]["chip_coverage"][0], q["enrol_limits"]["chip_coverage"][0]
+    assert door < enrol
+    crop = crops()["obama_enroll"]
+    for keep in (0.95, 0.9, 0.85, 0.8, 0.75, 0.7):
+        face = pipeline.analyze(close_up(crop, keep))[0]
+        if face.quality.measures["chip_coverage"] < enrol:
+            break
+    assert door <= face.quality.measures["chip_coverage"] < enrol and face.quality.ok, face.quality
+    assert not pipeline.enrolment_quality(face).ok
+    refused_for_enrolment_but_matched(tmp_path, close_up(crop, keep), f"chip_coverage "
+                                      f"{face.quality.measures['chip_coverage']:g} < {enrol:g}", "step back")
 
 
 def test_the_enrolment_gate_is_the_doors_with_the_cards_enrolment_limits():
@@ -346,7 +376,9 @@ def test_the_enrolment_gate_is_the_doors_with_the_cards_enrolment_limits():
     door, enrol = QualityGate.from_card(card), QualityGate.from_card(card, enrolment=True)
     assert set(door.limits) == set(enrol.limits)
     changed = {k for k in door.limits if door.limits[k] != enrol.limits[k]}
-    assert changed == set(card.data["quality"]["enrol_limits"]) == {"light_asymmetry"}
-    m = {k: (lo if lo is not None else hi) for k, (lo, hi) in door.limits.items()}  # every measure at its edge
-    m["light_asymmetry"] = 0.5
-    assert door.judge(m).ok and not enrol.judge(m).ok and enrol.judge(m).reason == "light_asymmetry 0.5 > 0.3"
+    assert changed == set(card.data["quality"]["enrol_limits"]) == {"light_asymmetry", "chip_coverage"}
+    m = {k: (lo if lo is not None else hi) for k, (lo, hi) in enrol.limits.items()}  # every measure at enrolment's edge
+    assert door.judge(m).ok and enrol.judge(m).ok
+    for name, value in (("light_asymmetry", 0.5), ("chip_coverage", 0.8)):
+        poor = {**m, name: value}
+        assert door.judge(poor).ok and not enrol.judge(poor).ok and enrol.judge(poor).reason.startswith(name)
