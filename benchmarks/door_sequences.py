@@ -81,9 +81,15 @@ def split_enrollment(live: list) -> tuple[list, list]:
     return [f for _, _, f in pick], [f for _, _, f in rest]
 
 
+def toml_str(path) -> str:
+    """A path as a TOML basic string (JSON's escapes are TOML's: a quote or a backslash in a
+    path cannot end the string early)."""
+    return json.dumps(str(path))
+
+
 def door_liveness(extra: str, state: Path):
     """The liveness stage as the daemon builds it for this config (threshold included)."""
-    cfg = config_mod.parse(tomllib.loads(f'state_dir = "{state}"\n{extra}'))
+    cfg = config_mod.parse(tomllib.loads(f'state_dir = {toml_str(state)}\n{extra}'))
     pipe = FacePipeline(cfg.model.encoder, 1, None, cfg.liveness.model if cfg.liveness.enabled else None)
     calibration.apply(pipe.liveness, cfg)
     return pipe
@@ -115,7 +121,7 @@ def door_run(pipe, template: Template, files: list[str], work: Path, extra: str,
     if calibrated is not None:
         shutil.copy(calibrated, state / calibration.FILE)
     cfg = work / "config.toml"
-    cfg.write_text(f'state_dir = "{state}"\n[camera]\nsource = "images"\ndevice = "{frames}"\npace = false\n'
+    cfg.write_text(f'state_dir = {toml_str(state)}\n[camera]\nsource = "images"\ndevice = {toml_str(frames)}\npace = false\n'
                    f'fps = 15.0\n{extra}')
     count, unlock_frames = [0], []
     real_unlock = actuators.LogActuator.unlock
@@ -184,7 +190,7 @@ def main() -> int:
         window = "".join(f"{name} = {v}\n" for name, v in (("k", args.k), ("n", args.n)) if v)
         extra = extra.replace("[policy]\n", "[policy]\n" + window, 1) if "[policy]\n" in extra else \
             extra + "[policy]\n" + window
-    door_cfg = config_mod.parse(tomllib.loads(f'state_dir = "{work}"\n{extra}'))  # the policy's k and n
+    door_cfg = config_mod.parse(tomllib.loads(f'state_dir = {toml_str(work)}\n{extra}'))  # the policy's k and n
     base_extra = extra
     for subject, seqs in sorted(subjects(manifest).items()):
         if args.only and subject not in args.only:
