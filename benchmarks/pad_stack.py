@@ -97,24 +97,33 @@ def stack_outputs(card_path, z, found) -> dict:
 
 
 def quality(scan_path, out):
-    """Would the door judge this face at all?  The device's quality gate (the default
-    encoder card's limits, the chip measures included) and ``min_face_px`` on every found
-    face; every measure is stored too (``gate-cost`` reads them)."""
+    """Would the door judge this face at all?  ``judged``: the device's quality gate (the
+    default encoder card's limits, the chip measures included) and ``min_face_px`` on every
+    found face -- the frames the liveness heads train and are measured on.  ``door_judged``:
+    also as the daemon with its default config sees the whole frame -- its detector finds a
+    face, and not several big enough (``multiple_faces = "deny"``: a crowd is denied before
+    any liveness or identity; ``door-frames`` measures on these).  Every measure is stored
+    too (``gate-cost`` reads them)."""
     from edge.config import Config
     from edge.fusion import encoder_stages
     from edge.images import read_image
     from edge.modelcard import load_card, models_dir
-    from edge.pipeline import DEFAULT_ENCODER
+    from edge.pipeline import DEFAULT_ENCODER, FaceFinder
+    from edge.policy import DoorPolicy
     from edge.quality import QualityGate
 
     z = np.load(scan_path, allow_pickle=False)
     card = load_card(models_dir() / f"{DEFAULT_ENCODER}.json")
     gate = QualityGate.from_card(card)
     aligner, _ = encoder_stages(card, 1)  # the chip measures (coverage, light asymmetry) need the chip
-    min_px = Config().policy.min_face_px
+    cfg = Config()
+    min_px = cfg.policy.min_face_px
+    finder = FaceFinder(aligner=None, full_range_fallback=cfg.model.full_range_fallback)  # the daemon's detector
+    door = DoorPolicy(cfg.policy)  # a fresh policy at time 0: only its size and crowd rules apply
     idx = np.flatnonzero(z["found"])
     paths, boxes, marks = z["path"], z["boxes"], z["landmarks"]  # read once (an npz re-reads on every z[key])
-    ok, reasons, values, names = np.zeros(len(idx), bool), [], [], None
+    ok, at_door, reasons, door_reasons, values, names = (np.zeros(len(idx), bool), np.zeros(len(idx), bool),
+                                                         [], [], [], None)
     for j, i in enumerate(idx):
         rgb = read_image(paths[i])
         q = gate.check(rgb, boxes[i], marks[i], aligner.chip(rgb, marks[i]), aligner)
@@ -123,9 +132,69 @@ def quality(scan_path, out):
         big = max(boxes[i][2:]) >= min_px
         ok[j] = q.ok and big
         reasons.append("" if ok[j] else q.reason if not q.ok else "small")
-    np.savez(out, index=idx, judged=ok, reason=np.array(reasons), measure_names=np.array(names),
+        seen = [f.box for f in finder.detect(rgb)]
+        why = door.judging(0.0, 0.0, seen)[1] if seen else None
+        crowd = why is not None and why.kind == "crowd"
+        at_door[j] = ok[j] and bool(seen) and not crowd
+        door_reasons.append(reasons[-1] or ("crowd" if crowd else "" if seen else "no face (the daemon's detector)"))
+    np.savez(out, index=idx, judged=ok, reason=np.array(reasons), door_judged=at_door,
+             door_reason=np.array(door_reasons), measure_names=np.array(names),
              measures=np.array(values, np.float64), min_face_px=min_px)
-    print(f"{ok.mean():.1%} of {len(idx)} found faces would be judged by the door")
+    print(f"{ok.mean():.1%} of {len(idx)} found faces pass the door's gate; {at_door.mean():.1%} are judged by the "
+          f"door (crowds and faces its detector misses left out)")
+
+
+SHIPPED_CAP, SHIPPED_BPCER = 400, 0.05  # the shipped head's recipe (models/facelatch_liveness.json)
+
+
+def door_frames(args):
+    """The shipped recipe (the nested leave-one-source-out heads and thresholds of
+    ``fit-liveness-head --inputs features --rule pooled --bpcer 0.05 --cap 400 --train-crops``,
+    trained and tuned on ``judged`` faces), measured on the frames the default door judges
+    (``door_judged``: no crowd, the daemon's detector) against ``judged``."""
+    from convert.pad_stack import capped, cell_weights, fit_logistic, head_score, rule
+
+    z, f, q = (np.load(p, allow_pickle=False) for p in (args.scan, args.features, args.quality))
+    assert np.array_equal(f["index"], q["index"])
+    x = np.hstack([f[f"{m}_feat"] for m in ("v2", "v1se", "v1sewide")]).astype(np.float64)
+    source, live = z["source"][f["index"]], z["live"][f["index"]]
+    judged, at_door = q["judged"], q["door_judged"]
+    door = sorted(s for s in set(source) if BY_NAME[s].kind in DOOR_KINDS)
+    extra = np.array([BY_NAME[s].kind == "crops" for s in source]) & judged
+    in_door = np.isin(source, door) & judged
+
+    def fit_without(excluded):
+        m = capped((in_door & ~np.isin(source, list(excluded))) | extra, live, source, SHIPPED_CAP)
+        return fit_logistic(x[m], live[m].astype(float), cell_weights(live[m], source[m]))
+
+    pair_heads, rows = {}, {}
+    for s in door:
+        for t in door:
+            if t != s and frozenset((s, t)) not in pair_heads:
+                pair_heads[frozenset((s, t))] = fit_without({s, t})
+        thr = rule({t: head_score(pair_heads[frozenset((s, t))], x[(source == t) & live & judged])
+                    for t in door if t != s}, SHIPPED_BPCER, "pooled")
+        head = fit_without({s})
+        rows[s] = {"threshold": thr}
+        for name, mask in (("judged", judged), ("door", at_door)):
+            m = (source == s) & mask
+            sc, lv = head_score(head, x[m]), live[m]
+            rows[s][name] = {"apcer": float(np.mean(sc[~lv] >= thr)), "bpcer": float(np.mean(sc[lv] < thr)),
+                             "attack": int((~lv).sum()), "live": int(lv.sum())}
+    print("| source | threshold | judged faces (live / attack) | APCER | BPCER | frames the door judges | APCER | BPCER |")
+    print("|---|---|---|---|---|---|---|---|")
+    for s, r in rows.items():
+        a, b = r["judged"], r["door"]
+        print(f"| {s} | {r['threshold']:.3f} | {a['live']} / {a['attack']} | {a['apcer']:.2%} | {a['bpcer']:.2%} | "
+              f"{b['live']} / {b['attack']} | {b['apcer']:.2%} | {b['bpcer']:.2%} |")
+    for name in ("judged", "door"):
+        v = [r[name] for r in rows.values()]
+        ap = sum(x["apcer"] * x["attack"] for x in v) / sum(x["attack"] for x in v)
+        bp = sum(x["bpcer"] * x["live"] for x in v) / sum(x["live"] for x in v)
+        print(f"{name}: pooled APCER {ap:.2%} (worst {max(x['apcer'] for x in v):.2%}), pooled BPCER {bp:.2%} "
+              f"(worst {max(x['bpcer'] for x in v):.2%}), BPCER <= 5 % on {sum(x['bpcer'] <= 0.05 for x in v)} of {len(v)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
 def gate_cost(scan_path, quality_path, before=None):
@@ -267,7 +336,7 @@ def print_table(title, rows, door):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["features", "quality", "gate-cost", "report"])
+    p.add_argument("what", choices=["features", "quality", "gate-cost", "report", "door-frames"])
     p.add_argument("--scan", default="build/pad/scan.npz")
     p.add_argument("--features", default="build/pad/features.npz")
     p.add_argument("--model", help="features: through this stacked liveness card's model (e.g. an int8 one) "
@@ -290,6 +359,8 @@ def main():
         quality(args.scan, args.quality)
     elif args.what == "gate-cost":
         gate_cost(args.scan, args.quality, args.before)
+    elif args.what == "door-frames":
+        door_frames(args)
     else:
         report(args)
 
