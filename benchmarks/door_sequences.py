@@ -199,7 +199,7 @@ def main() -> int:
             held = (Path(args.held_out) / f"{subject.split(':')[0]}.json").resolve()
             if not held.is_file():
                 sys.exit(f"no held-out card for {subject}: {held}")
-            extra = base_extra.replace("[liveness]\n", f"[liveness]\nmodel = \"{held}\"\n", 1)
+            extra = base_extra.replace("[liveness]\n", f"[liveness]\nmodel = {toml_str(held)}\n", 1)
         enroll, live_seq = split_enrollment(seqs["live"])
         calibrated, threshold = None, None
         if not args.no_liveness:

@@ -57,9 +57,16 @@ def chip_quality(aligner: Aligner, rgb: np.ndarray, landmarks: np.ndarray) -> tu
 
 
 def save_chip_quality(out: Path, name: str, per_encoder: dict) -> Path:
+    """Write the set's chip measures for these encoders; another encoder's measures already in
+    the file are kept (a run with ``--encoders`` naming one card must not erase the others')
+    when they are for as many faces."""
     path = out / f"{name}__chipq.npz"
-    np.savez_compressed(path, names=np.array(CHIP_QUALITY),
-                        **{enc: np.array(v, np.float32).reshape(-1, len(CHIP_QUALITY)) for enc, v in per_encoder.items()})
+    arrays = {enc: np.array(v, np.float32).reshape(-1, len(CHIP_QUALITY)) for enc, v in per_encoder.items()}
+    rows = {len(a) for a in arrays.values()}
+    if path.exists():
+        with np.load(path) as old:
+            arrays = {**{enc: old[enc] for enc in old.files if enc != "names" and {len(old[enc])} == rows}, **arrays}
+    np.savez_compressed(path, names=np.array(CHIP_QUALITY), **arrays)
     return path
 
 

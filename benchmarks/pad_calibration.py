@@ -67,7 +67,7 @@ def bound(test_live, test_attack, floor: float, apcer: float = 0.05, bpcer: floa
     live_s, att_s = np.sort(np.asarray(test_live, float)), np.sort(np.asarray(test_attack, float))
     # BPCER only grows with the threshold, so the best ones sit at the floor or just above an attack score
     cand = np.unique(np.concatenate([[floor], np.nextafter(att_s[att_s >= floor], np.inf)]))
-    ap = 1 - np.searchsorted(att_s, cand, "left") / max(len(att_s), 1)  # share of attacks >= the threshold
+    ap = (len(att_s) - np.searchsorted(att_s, cand, "left")) / max(len(att_s), 1)  # attacks >= the threshold
     bp = np.searchsorted(live_s, cand, "left") / max(len(live_s), 1)  # share of live frames below it
     ok = ap <= apcer
     return {"feasible": bool(np.any(ok & (bp <= bpcer))), "least_bpcer": float(bp[ok].min()),

@@ -133,10 +133,10 @@ def quality(scan_path, out):
         ok[j] = q.ok and big
         reasons.append("" if ok[j] else q.reason if not q.ok else "small")
         seen = [f.box for f in finder.detect(rgb)]
-        why = door.judging(0.0, 0.0, seen)[1] if seen else None
-        crowd = why is not None and why.kind == "crowd"
-        at_door[j] = ok[j] and bool(seen) and not crowd
-        door_reasons.append(reasons[-1] or ("crowd" if crowd else "" if seen else "no face (the daemon's detector)"))
+        picked, why = door.judging(0.0, 0.0, seen)  # (None, None) without faces
+        at_door[j] = ok[j] and picked is not None
+        door_reasons.append(reasons[-1] or ("" if at_door[j] else why.kind if why else
+                                            "no face (the daemon's detector)"))
     np.savez(out, index=idx, judged=ok, reason=np.array(reasons), door_judged=at_door,
              door_reason=np.array(door_reasons), measure_names=np.array(names),
              measures=np.array(values, np.float64), min_face_px=min_px)
@@ -179,7 +179,8 @@ def door_frames(args):
         for name, mask in (("judged", judged), ("door", at_door)):
             m = (source == s) & mask
             sc, lv = head_score(head, x[m]), live[m]
-            rows[s][name] = {"apcer": float(np.mean(sc[~lv] >= thr)), "bpcer": float(np.mean(sc[lv] < thr)),
+            rows[s][name] = {"apcer": float(np.mean(sc[~lv] >= thr)) if (~lv).any() else 0.0,  # weighted by 0 below
+                             "bpcer": float(np.mean(sc[lv] < thr)) if lv.any() else 0.0,
                              "attack": int((~lv).sum()), "live": int(lv.sum())}
     print("| source | threshold | judged faces (live / attack) | APCER | BPCER | frames the door judges | APCER | BPCER |")
     print("|---|---|---|---|---|---|---|---|")

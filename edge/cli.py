@@ -65,7 +65,8 @@ def _one_face(pipe: FacePipeline, path: Path):
 
 _ENROL_HINTS = {  # the measures on which enrolment is stricter than the door (the card's quality.enrol_limits)
     "light_asymmetry": "light the face evenly for enrolment, no lamp or window to one side",
-    "chip_coverage": "step back: for enrolment the whole face, with room around it, must be inside the picture",
+    "chip_coverage": "for enrolment the whole face, with room around it, must be inside the picture "
+                     "(step back from the camera, or use a photo not cropped close to the face)",
 }
 
 

@@ -95,10 +95,11 @@ class QualityGate:
     (``chip_measures``) need the chip and the aligner that cut it.
 
     Two gates per card: the door's (``quality.limits``) and enrolment's, which is the
-    door's with the card's ``quality.enrol_limits`` in place of its limits on those
-    measures — stricter where a poor *template* costs more than a poor probe (side light:
-    two side-lit faces of different people look alike to the encoder, while a side-lit
-    probe against an evenly lit template does not; docs/quality-gate.md)."""
+    door's with the card's ``quality.enrol_limits`` in place of (or added to) its limits on
+    those measures — stricter where a poor *template* costs more than a poor probe (side
+    light, a face cut off by the frame: two such faces of different people look alike to the
+    encoder, while such a probe against a whole, evenly lit template does not;
+    docs/quality-gate.md)."""
 
     def __init__(self, limits: dict):
         self.limits = {k: (v[0], v[1]) for k, v in limits.items()}

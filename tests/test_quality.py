@@ -286,7 +286,7 @@ def test_enroll_names_a_cut_off_face_and_writes_nothing(tmp_path, pipeline):
     rc, _, err = run_cli("enroll", DEMO / "enroll" / "obama2.jpg", close, "--template", t)
     low = pipeline.encoder_card.data["quality"]["enrol_limits"]["chip_coverage"][0]  # enrolment's, stricter
     assert rc == 2 and "close.jpg" in err and "chip_coverage" in err and f"< {low:g}" in err, err
-    assert "step back" in err
+    assert "with room around it" in err
     assert not t.exists()
 
 
@@ -366,7 +366,26 @@ def test_the_door_judges_a_close_face_that_enrolment_refuses(tmp_path, pipeline)
     assert door <= face.quality.measures["chip_coverage"] < enrol and face.quality.ok, face.quality
     assert not pipeline.enrolment_quality(face).ok
     refused_for_enrolment_but_matched(tmp_path, close_up(crop, keep), f"chip_coverage "
-                                      f"{face.quality.measures['chip_coverage']:g} < {enrol:g}", "step back")
+                                      f"{face.quality.measures['chip_coverage']:g} < {enrol:g}", "with room around it")
+
+
+@pytest.mark.parametrize("encoder", ["facelatch_sface_int8", "facelatch_dlib_resnet_int8", "facelatch_fusion_int8"])
+def test_every_cards_enrolment_gate_judges_a_close_face_without_error(encoder):
+    """A card's enrolment gate may limit a measure its door gate does not (dlib: chip
+    coverage for enrolment only): the pipeline measures every face's chip, so enrolment
+    judges the face and names the measure instead of failing."""
+    from frames import close_up, crops
+
+    from edge.pipeline import FacePipeline
+
+    pipe = FacePipeline(encoder, liveness=None)
+    enrol = pipe.encoder_card.data["quality"]["enrol_limits"]
+    assert set(pipe.enrol_quality.limits) >= set(pipe.quality.limits) and "chip_coverage" in enrol
+    face = pipe.analyze(close_up(crops()["obama_enroll"], 0.7))[0]
+    q = pipe.enrolment_quality(face)
+    assert not q.ok and q.reason.startswith("chip_coverage"), q
+    whole = pipe.analyze(read("enroll/obama.jpg"))[0]
+    assert pipe.enrolment_quality(whole).ok
 
 
 def test_the_enrolment_gate_is_the_doors_with_the_cards_enrolment_limits():
