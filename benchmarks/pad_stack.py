@@ -152,35 +152,24 @@ def door_frames(args):
     ``fit-liveness-head --inputs features --rule pooled --bpcer 0.05 --cap 400 --train-crops``,
     trained and tuned on ``judged`` faces), measured on the frames the default door judges
     (``door_judged``: no crowd, the daemon's detector) against ``judged``."""
-    from convert.pad_stack import capped, cell_weights, fit_logistic, head_score, rule
-
     z, f, q = (np.load(p, allow_pickle=False) for p in (args.scan, args.features, args.quality))
     assert np.array_equal(f["index"], q["index"])
-    x = np.hstack([f[f"{m}_feat"] for m in ("v2", "v1se", "v1sewide")]).astype(np.float64)
-    source, live = z["source"][f["index"]], z["live"][f["index"]]
-    judged, at_door = q["judged"], q["door_judged"]
+    judged = q["judged"]  # the heads train and are tuned on these; door_judged is a subset of them
+    x = np.hstack([f[f"{m}_feat"][judged] for m in ("v2", "v1se", "v1sewide")]).astype(np.float64)
+    source, live = z["source"][f["index"]][judged], z["live"][f["index"]][judged]
+    at_door = q["door_judged"][judged]
     door = sorted(s for s in set(source) if BY_NAME[s].kind in DOOR_KINDS)
-    extra = np.array([BY_NAME[s].kind == "crops" for s in source]) & judged
-    in_door = np.isin(source, door) & judged
-
-    def fit_without(excluded):
-        m = capped((in_door & ~np.isin(source, list(excluded))) | extra, live, source, SHIPPED_CAP)
-        return fit_logistic(x[m], live[m].astype(float), cell_weights(live[m], source[m]))
-
-    pair_heads, rows = {}, {}
+    crops = np.array([BY_NAME[s].kind == "crops" for s in source])
+    nest = nested_loso(x, live, source, door, train_extra=crops, cap=SHIPPED_CAP)
+    thr = thresholds_nested(nest, live, source, door, SHIPPED_BPCER, "pooled")
+    rows = {}
     for s in door:
-        for t in door:
-            if t != s and frozenset((s, t)) not in pair_heads:
-                pair_heads[frozenset((s, t))] = fit_without({s, t})
-        thr = rule({t: head_score(pair_heads[frozenset((s, t))], x[(source == t) & live & judged])
-                    for t in door if t != s}, SHIPPED_BPCER, "pooled")
-        head = fit_without({s})
-        rows[s] = {"threshold": thr}
-        for name, mask in (("judged", judged), ("door", at_door)):
-            m = (source == s) & mask
-            sc, lv = head_score(head, x[m]), live[m]
-            rows[s][name] = {"apcer": float(np.mean(sc[~lv] >= thr)) if (~lv).any() else 0.0,  # weighted by 0 below
-                             "bpcer": float(np.mean(sc[lv] < thr)) if lv.any() else 0.0,
+        ms = source == s
+        rows[s] = {"threshold": thr[s]}
+        for name, mask in (("judged", np.ones(ms.sum(), bool)), ("door", at_door[ms])):
+            sc, lv = nest["test"][s][mask], live[ms][mask]
+            rows[s][name] = {"apcer": float(np.mean(sc[~lv] >= thr[s])) if (~lv).any() else 0.0,  # weighted by 0
+                             "bpcer": float(np.mean(sc[lv] < thr[s])) if lv.any() else 0.0,
                              "attack": int((~lv).sum()), "live": int(lv.sum())}
     print("| source | threshold | judged faces (live / attack) | APCER | BPCER | frames the door judges | APCER | BPCER |")
     print("|---|---|---|---|---|---|---|---|")
@@ -190,10 +179,10 @@ def door_frames(args):
               f"{b['live']} / {b['attack']} | {b['apcer']:.2%} | {b['bpcer']:.2%} |")
     for name in ("judged", "door"):
         v = [r[name] for r in rows.values()]
-        ap = sum(x["apcer"] * x["attack"] for x in v) / sum(x["attack"] for x in v)
-        bp = sum(x["bpcer"] * x["live"] for x in v) / sum(x["live"] for x in v)
-        print(f"{name}: pooled APCER {ap:.2%} (worst {max(x['apcer'] for x in v):.2%}), pooled BPCER {bp:.2%} "
-              f"(worst {max(x['bpcer'] for x in v):.2%}), BPCER <= 5 % on {sum(x['bpcer'] <= 0.05 for x in v)} of {len(v)}")
+        ap = sum(r["apcer"] * r["attack"] for r in v) / sum(r["attack"] for r in v)
+        bp = sum(r["bpcer"] * r["live"] for r in v) / sum(r["live"] for r in v)
+        print(f"{name}: pooled APCER {ap:.2%} (worst {max(r['apcer'] for r in v):.2%}), pooled BPCER {bp:.2%} "
+              f"(worst {max(r['bpcer'] for r in v):.2%}), BPCER <= 5 % on {sum(r['bpcer'] <= 0.05 for r in v)} of {len(v)}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 
