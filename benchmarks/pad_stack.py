@@ -147,21 +147,32 @@ def quality(scan_path, out):
 SHIPPED_CAP, SHIPPED_BPCER = 400, 0.05  # the shipped head's recipe (models/facelatch_liveness.json)
 
 
+def held_out(scan_path, features_path, quality_path) -> dict:
+    """The shipped recipe's nested leave-one-source-out heads (``fit-liveness-head --inputs
+    features --rule pooled --bpcer 0.05 --cap 400 --train-crops``) on the ``judged`` faces:
+    every door-like source's scores from the head trained without it (``nest["test"]``) and
+    its threshold set without it (``thr``); per judged face its scan row (``index``),
+    source, label and whether the default door judges it (``door_judged``)."""
+    z, f, q = (np.load(p, allow_pickle=False) for p in (scan_path, features_path, quality_path))
+    assert np.array_equal(f["index"], q["index"])
+    judged = q["judged"]  # the heads train and are tuned on these; door_judged is a subset of them
+    x = np.hstack([f[f"{m}_feat"][judged] for m in ("v2", "v1se", "v1sewide")]).astype(np.float64)
+    index = f["index"][judged]
+    source, live = z["source"][index], z["live"][index]
+    door = sorted(s for s in set(source) if BY_NAME[s].kind in DOOR_KINDS)
+    crops = np.array([BY_NAME[s].kind == "crops" for s in source])
+    nest = nested_loso(x, live, source, door, train_extra=crops, cap=SHIPPED_CAP)
+    return {"index": index, "source": source, "live": live, "door_judged": q["door_judged"][judged], "door": door,
+            "nest": nest, "thr": thresholds_nested(nest, live, source, door, SHIPPED_BPCER, "pooled")}
+
+
 def door_frames(args):
     """The shipped recipe (the nested leave-one-source-out heads and thresholds of
     ``fit-liveness-head --inputs features --rule pooled --bpcer 0.05 --cap 400 --train-crops``,
     trained and tuned on ``judged`` faces), measured on the frames the default door judges
     (``door_judged``: no crowd, the daemon's detector) against ``judged``."""
-    z, f, q = (np.load(p, allow_pickle=False) for p in (args.scan, args.features, args.quality))
-    assert np.array_equal(f["index"], q["index"])
-    judged = q["judged"]  # the heads train and are tuned on these; door_judged is a subset of them
-    x = np.hstack([f[f"{m}_feat"][judged] for m in ("v2", "v1se", "v1sewide")]).astype(np.float64)
-    source, live = z["source"][f["index"]][judged], z["live"][f["index"]][judged]
-    at_door = q["door_judged"][judged]
-    door = sorted(s for s in set(source) if BY_NAME[s].kind in DOOR_KINDS)
-    crops = np.array([BY_NAME[s].kind == "crops" for s in source])
-    nest = nested_loso(x, live, source, door, train_extra=crops, cap=SHIPPED_CAP)
-    thr = thresholds_nested(nest, live, source, door, SHIPPED_BPCER, "pooled")
+    h = held_out(args.scan, args.features, args.quality)
+    source, live, at_door, nest, thr, door = (h[k] for k in ("source", "live", "door_judged", "nest", "thr", "door"))
     rows = {}
     for s in door:
         ms = source == s

@@ -11,7 +11,10 @@ Vocabulary
   and the blink check).
   It is accepted when at least ``k`` of the last ``n`` frames of one tracked face
   match, are live and are *fresh* (not a bit-identical repeat of the frame before:
-  a real camera never repeats a frame; see edge/temporal.py); with ``require_blink``
+  a real camera never repeats a frame; see edge/temporal.py), and when at least
+  ``min_live_share`` of all the attempt's frames that matched that person looked
+  live (a replayed screen passes liveness in bursts, among many frames that fail;
+  a resident's frames mostly pass: BENCHMARKS.md, "Attempts"); with ``require_blink``
   the attempt must also have shown a blink (edge.temporal.blinked over its
   eye-aspect ratios).  It **fails**, and is counted and audited, when it times out
   (``attempt_timeout_s`` in view), and also when it ends early after any judged
@@ -32,7 +35,8 @@ Rules, in order, for every frame:
    ``multiple_faces = "largest"``; such a deny is recorded once per crowded
    scene (not every frame) and not counted as a failed attempt, but an attempt
    it interrupts is.
-5. Accept (k of the last n frames are live matches of the SAME person) -> unlock,
+5. Accept (k of the last n frames are live matches of the SAME person, and at least
+   ``min_live_share`` of the attempt's frames matching that person were live) -> unlock,
    reset the failure counter, start the cooldown -- unless ``admit`` (the household's
    enabled flags and schedules) refuses that person now: then deny, naming them, with
    a cooldown, not counted as a failed attempt.
@@ -73,6 +77,7 @@ class PolicyConfig:
     backoff_s: float = 30.0
     backoff_max_s: float = 600.0
     unlock_cooldown_s: float = 5.0
+    min_live_share: float = 0.75  # of the attempt's frames matching the person, the share that must look live
 
 
 @dataclass
@@ -134,6 +139,7 @@ class _Attempt:
     eye_ratios: list = field(default_factory=list)
     spoof_frames: int = 0
     spoofed: Counter = field(default_factory=Counter)  # person -> frames that matched them but were not live
+    matched: Counter = field(default_factory=Counter)  # person -> frames that matched them, liveness judged
     whys: Counter = field(default_factory=Counter)  # reason kind -> frames that did not count for it
     best_why: dict = field(default_factory=dict)  # reason kind -> its frame closest to counting
 
@@ -150,6 +156,12 @@ class _Attempt:
             return self.best_why[self.whys.most_common(1)[0][0]]
         votes = self.votes()[1]
         return reasons.few(votes, k) if votes < k else reasons.NO_BLINK
+
+    def live_share(self, person: str) -> float | None:
+        """The share of this attempt's frames matching ``person`` that looked live (None:
+        liveness not judged)."""
+        n = self.matched[person]
+        return (n - self.spoofed[person]) / n if n else None
 
     def votes(self) -> tuple[str | None, int]:
         """The person with the most live matching frames in the window, and that count."""
@@ -306,9 +318,11 @@ class DoorPolicy:
             a.note_why(why)
             self.note = why.text
         a.eye_ratios.append(f.eye_ratio)
-        if f.match and f.live is not None and not f.live:
-            a.spoof_frames += 1
-            a.spoofed[f.person or ""] += 1
+        if f.match and f.live is not None:
+            a.matched[f.person or ""] += 1
+            if not f.live:
+                a.spoof_frames += 1
+                a.spoofed[f.person or ""] += 1
         a.frames += 1
         a.face_px = float(max(box[2] - box[0], box[3] - box[1]))
         if f.distance is not None and (a.best_distance is None or f.distance < a.best_distance):
@@ -318,7 +332,10 @@ class DoorPolicy:
         person, votes = a.votes()
         if ok:
             self.note = f"counts: {f.person or 'match'} ({votes} of {c.k} needed)"
-        if votes >= c.k and (not self.require_blink or blinked(a.eye_ratios)):  # 5. accept
+        share = a.live_share(person or "") if votes >= c.k else None
+        if share is not None and share < c.min_live_share:  # 5. not yet: too many of its frames were not live
+            self.note = reasons.live_share(person or "match", share, c.min_live_share).text
+        elif votes >= c.k and (not self.require_blink or blinked(a.eye_ratios)):  # 5. accept
             self.attempt = None
             self.cooldown_until = f.t + c.unlock_cooldown_s
             refused = self._admit(person, wall) if person else None

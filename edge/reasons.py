@@ -85,6 +85,12 @@ def few(votes: int, k: int) -> Why:
     return Why("few", f"only {votes} of the {k} matching frames needed from one tracked face")
 
 
+def live_share(person: str, share: float, need: float) -> Why:
+    """k of n live matches, but too few of all the attempt's frames matching ``person`` were live."""
+    return Why("not_live", f"{person}: only {share:.0%} of this attempt's matching frames looked live "
+                           f"({need:.0%} needed, policy.min_live_share)", -share)
+
+
 def attempt(ending: str, cause: Why) -> str:
     """A failed attempt's reason: how it ended and its cause.  Not being recognised IS
     the timeout ("attempt timed out: best distance 0.52 > 0.40 (alice)"); any other

@@ -267,13 +267,14 @@ def test_sighup_reloads_config_and_template(tmp_path, enrolled, faces):
 def test_config_errors_are_listed_one_per_line(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('colour = "red"\n[camera]\nfps = "fast"\n[policy]\nk = 9\nn = 5\nbackoff_s = 5\n'
-                   '[actuator]\nkind = "laser"\n')
+                   'min_live_share = 1.5\n[actuator]\nkind = "laser"\n')
     with pytest.raises(FacelatchError) as e:
         config_mod.load(bad)
     lines = str(e.value).splitlines()[1:]
     assert any("colour" in l and "unknown" in l for l in lines)
     assert any("camera.fps" in l and "expected float" in l for l in lines)
     assert any("policy.backoff_s" in l and "out of range" in l for l in lines)
+    assert any("policy.min_live_share: 1.5 is out of range" in l for l in lines)
     assert any("policy.k (9)" in l for l in lines)
     assert any("actuator.kind" in l and "laser" in l for l in lines)
 

@@ -260,3 +260,41 @@ def reasons_small(px, limit):
     from edge import reasons
 
     return reasons.too_small(px, limit)
+
+
+def _live_feed(p, pattern, person="alice", t0=0.0):
+    """One frame per character at 15 frames/s: L a live match, S a match that is not live."""
+    return [x for i, c in enumerate(pattern) for x in p.observe(
+        FrameResult(t0 + i / 15, [FACE], True, 0.03, live=c == "L", live_score=0.9 if c == "L" else 0.1,
+                    person=person), 1000 + t0 + i / 15)]
+
+
+def test_a_burst_of_live_frames_among_many_spoofed_ones_does_not_unlock():
+    """A replayed screen passes liveness in bursts (BENCHMARKS.md, "Attempts"): five live
+    frames in a row after ten that were not live are 5 of 15 -- under min_live_share."""
+    p = DoorPolicy(PolicyConfig(attempt_timeout_s=2.0))
+    d = _live_feed(p, "S" * 10 + "L" * 5)
+    assert d == [] and "only 33% of this attempt's matching frames looked live (75% needed" in p.note
+    p = DoorPolicy(PolicyConfig(attempt_timeout_s=2.0))  # more live frames: 30 after the 10 would reach 75 %,
+    d = _live_feed(p, "S" * 10 + "L" * 25)  # but the attempt times out first (21 of 31): counted, named
+    assert [x.kind for x in d] == ["deny"] and d[0].cause == "not_live" and p.state.failed_attempts == 1
+    q = DoorPolicy(PolicyConfig(attempt_timeout_s=2.0, min_live_share=0.0))  # off: the burst opens
+    assert [x.kind for x in _live_feed(q, "S" * 10 + "L" * 5)] == ["unlock"]
+
+
+def test_a_resident_with_a_few_frames_not_live_still_unlocks():
+    p = DoorPolicy(PolicyConfig())
+    d = _live_feed(p, "SLLSLLLLL")  # 7 of 9 live (78 %): the last five are live
+    assert [x.kind for x in d] == ["unlock"] and d[0].person == "alice"
+    p = DoorPolicy(PolicyConfig())
+    d = _live_feed(p, "SSSLLLLLLLLL")  # 3 not live first: 5 in a row at 5 of 8 (62 %), unlocks at 9 of 12
+    assert [x.kind for x in d] == ["unlock"] and d[0].frames == 12
+
+
+def test_the_live_share_counts_the_matched_person_only():
+    """An attacker's own live face (matching nobody) does not dilute the spoofed frames of a resident."""
+    p = DoorPolicy(PolicyConfig(attempt_timeout_s=3.0))
+    d = [x for i in range(20) for x in p.observe(
+        FrameResult(i / 15, [FACE], False, 0.6, live=True, live_score=0.9, person=None), 1000 + i / 15)]
+    d += _live_feed(p, "S" * 6 + "L" * 5, t0=20 / 15)  # alice: 5 of 11 live; all frames: 25 of 31
+    assert d == [] and "only 45%" in p.note
