@@ -24,8 +24,13 @@ sources' attempts, the value with the fewest attack unlocks among those whose me
 unlock share is within ``LIVE_LOSS`` of no rule's (ties: the higher value); S's figure is
 then S's own at that value.
 
+With ``--calibrate`` each camera is first calibrated as an installer would
+(edge.calibration: the highest threshold rejecting 2 % of its live frames, never below the
+shipped one) on the first half of its judged live frames in capture order; live attempts
+start only in the second half, attack attempts anywhere, both at that threshold.
+
     python benchmarks/pad_stack.py quality && python benchmarks/pad_stack.py features   # build/pad/*.npz
-    python benchmarks/door_attempts.py [--json build/door_attempts.json]
+    python benchmarks/door_attempts.py [--calibrate] [--json build/door_attempts.json]
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.pad_stack import held_out  # noqa: E402
+from convert.pad_stack import capture_order  # noqa: E402
+from edge.calibration import calibrated_threshold  # noqa: E402
 from edge.policy import DoorPolicy, FrameResult, PolicyConfig  # noqa: E402
 
 GRID = (0.0, 0.5, 0.6, 0.67, 0.75, 0.8, 0.85, 0.9, 0.95)
@@ -50,18 +57,35 @@ NUAA_FPS = 15.0
 BOX = [(100.0, 100.0, 200.0, 200.0)]
 
 
-def recordings(h: dict, order: np.ndarray, sequence: np.ndarray, source: str, live: bool):
-    """(t, judged, score) per recording of ``source``'s live or attack frames, in capture order."""
-    s = h["source"] == source
-    m = s & (h["live"] == live)
-    scores = np.full(len(h["source"]), np.nan)
-    scores[s] = h["nest"]["test"][source]
+def scores_of(h: dict, source: str) -> np.ndarray:
+    out = np.full(len(h["source"]), np.nan)
+    out[h["source"] == source] = h["nest"]["test"][source]
+    return out
+
+
+def recordings(h: dict, order: np.ndarray, sequence: np.ndarray, source: str, live: bool, skip=None):
+    """(t, judged, score) per recording of ``source``'s live or attack frames, in capture order
+    (``skip``: frames fed as frames without a face)."""
+    m = (h["source"] == source) & (h["live"] == live)
+    scores = scores_of(h, source)
+    judged_at_door = h["door_judged"] & (True if skip is None else ~skip)
     for seq in np.unique(sequence[m]):
         i = np.flatnonzero(m & (sequence == seq))
         i = i[np.argsort(order[i], kind="stable")]
         o = order[i].astype(np.float64)
         t = (o - o[0]) / 1e9 if o.max() > 1e12 else (o - o[0]) / NUAA_FPS  # ns timestamps, else picture numbers
-        yield t, h["door_judged"][i], scores[i]
+        yield t, judged_at_door[i], scores[i]
+
+
+def calibration_half(h: dict, order: np.ndarray, sequence: np.ndarray, source: str) -> tuple[np.ndarray, float]:
+    """The first half of ``source``'s judged live frames in capture order (a mask) and the
+    threshold an installer calibrating on them gets."""
+    m = (h["source"] == source) & h["live"] & h["door_judged"]
+    i = np.flatnonzero(m)
+    i = i[np.argsort(capture_order(sequence[i], order[i]), kind="stable")][: m.sum() // 2]
+    half = np.zeros(len(m), bool)
+    half[i] = True
+    return half, calibrated_threshold(scores_of(h, source)[i], h["thr"][source])
 
 
 def attempt(t, judged, live, start: int, config: PolicyConfig):
@@ -101,6 +125,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pad", type=Path, default=Path("build/pad"))
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--calibrate", action="store_true", help="calibrate each camera on the first half of its live frames")
     args = ap.parse_args()
     paths = [args.pad / n for n in ("scan.npz", "features.npz", "quality.npz")]
     if missing := [str(p) for p in paths if not p.is_file()]:
@@ -110,16 +135,21 @@ def main() -> int:
     order, sequence = z["order"][h["index"]], z["sequence"][h["index"]]
     base = PolicyConfig()
     table = {}
+    thr = dict(h["thr"])
     for s in h["door"]:
-        recs = {lv: list(recordings(h, order, sequence, s, lv)) for lv in (False, True)}
-        table[s] = {r: {name: attempts(recs[lv], h["thr"][s], replace(base, min_live_share=r))
+        skip = None
+        if args.calibrate:
+            skip, thr[s] = calibration_half(h, order, sequence, s)
+        recs = {lv: list(recordings(h, order, sequence, s, lv, skip)) for lv in (False, True)}
+        table[s] = {r: {name: attempts(recs[lv], thr[s], replace(base, min_live_share=r))
                         for name, lv in (("attack", False), ("live", True))} for r in GRID}
         print(s, " ".join(f"{r:g}: {table[s][r]['attack']['unlock_share']:.1%}/{table[s][r]['live']['unlock_share']:.1%}"
                           for r in GRID), flush=True)
     chosen = {s: choose(table, h["door"], s) for s in h["door"]}
     print(f"min_live_share chosen on all sources: {choose(table, h['door']):g} (the default: {base.min_live_share:g})")
     print(f"\npolicy k = {base.k} of n = {base.n}, attempt_timeout_s = {base.attempt_timeout_s:g}, "
-          f"lost_after_s = {base.lost_after_s:g}; thresholds and min_live_share set without the source\n")
+          f"lost_after_s = {base.lost_after_s:g}; thresholds and min_live_share set without the source"
+          + (", then calibrated on the first half of its live frames" if args.calibrate else "") + "\n")
     print("| source | attack attempts | live attempts | min_live_share chosen | attack attempts unlocking: 0 (off) | "
           "chosen | shipped default | live attempts unlocking: off | chosen | default | median s to unlock: off | default |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -137,7 +167,7 @@ def main() -> int:
         print(f"{name}: attack attempts unlocking mean {np.mean(a):.2%} (worst {max(a):.2%}); "
               f"live attempts unlocking mean {np.mean(lv):.1%} (lowest {min(lv):.1%})")
     if args.json:
-        args.json.write_text(json.dumps({"chosen": chosen, "chosen_on_all": choose(table, h["door"]), "table": {s: {str(r): v for r, v in t.items()}
+        args.json.write_text(json.dumps({"calibrated": args.calibrate, "thresholds": thr, "chosen": chosen, "chosen_on_all": choose(table, h["door"]), "table": {s: {str(r): v for r, v in t.items()}
                                                                       for s, t in table.items()}}, indent=1))
     return 0
 
