@@ -54,6 +54,7 @@ from edge.policy import DoorPolicy, FrameResult, PolicyConfig  # noqa: E402
 GRID = (0.0, 0.5, 0.6, 0.67, 0.75, 0.8, 0.85, 0.9, 0.95)
 LIVE_LOSS = 0.01
 NUAA_FPS = 15.0
+BREAK_S = 1.0  # a recording paused: no frame for longer than the policy's lost_after_s
 BOX = [(100.0, 100.0, 200.0, 200.0)]
 
 
@@ -63,26 +64,35 @@ def scores_of(h: dict, source: str) -> np.ndarray:
     return out
 
 
-def recordings(h: dict, order: np.ndarray, sequence: np.ndarray, source: str, live: bool, skip=None):
-    """(t, judged, score) per recording of ``source``'s live or attack frames, in capture order
-    (``skip``: frames fed as frames without a face)."""
-    m = (h["source"] == source) & (h["live"] == live)
-    scores = scores_of(h, source)
-    judged_at_door = h["door_judged"] & (True if skip is None else ~skip)
-    for seq in np.unique(sequence[m]):
-        i = np.flatnonzero(m & (sequence == seq))
-        i = i[np.argsort(order[i], kind="stable")]
-        o = order[i].astype(np.float64)
+def recordings(h: dict, scan: dict, source: str, live: bool, skip=None):
+    """(t, judged, score) per continuous clip of ``source``'s live or attack recordings, in
+    capture order: every frame of the scan (faces the door does not judge, or that the scan
+    did not find, become frames without a face; ``skip``: judged ones that do too), cut
+    where no frame at all comes for more than ``BREAK_S`` (a pause in the recording: what
+    the door would have seen there is unknown)."""
+    m = (scan["source"] == source) & (scan["live"] == live)
+    judged = np.zeros(len(m), bool)
+    score = np.full(len(m), np.nan)
+    rows = h["index"][h["source"] == source]
+    judged[rows] = (h["door_judged"] & (True if skip is None else ~skip))[h["source"] == source]
+    score[rows] = scores_of(h, source)[h["source"] == source]
+    for seq in np.unique(scan["sequence"][m]):
+        i = np.flatnonzero(m & (scan["sequence"] == seq))
+        o = scan["order"][i].astype(np.float64)
+        i, o = i[np.argsort(o, kind="stable")], np.sort(o, kind="stable")
         t = (o - o[0]) / 1e9 if o.max() > 1e12 else (o - o[0]) / NUAA_FPS  # ns timestamps, else picture numbers
-        yield t, judged_at_door[i], scores[i]
+        cuts = np.flatnonzero(np.diff(t) > BREAK_S) + 1
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(t)]):
+            yield t[a:b] - t[a], judged[i[a:b]], score[i[a:b]]
 
 
-def calibration_half(h: dict, order: np.ndarray, sequence: np.ndarray, source: str) -> tuple[np.ndarray, float]:
+def calibration_half(h: dict, scan: dict, source: str) -> tuple[np.ndarray, float]:
     """The first half of ``source``'s judged live frames in capture order (a mask) and the
     threshold an installer calibrating on them gets."""
     m = (h["source"] == source) & h["live"] & h["door_judged"]
     i = np.flatnonzero(m)
-    i = i[np.argsort(capture_order(sequence[i], order[i]), kind="stable")][: m.sum() // 2]
+    rows = h["index"][i]
+    i = i[np.argsort(capture_order(scan["sequence"][rows], scan["order"][rows]), kind="stable")][: m.sum() // 2]
     half = np.zeros(len(m), bool)
     half[i] = True
     return half, calibrated_threshold(scores_of(h, source)[i], h["thr"][source])
@@ -100,10 +110,13 @@ def attempt(t, judged, live, start: int, config: PolicyConfig):
 
 
 def attempts(recs, threshold: float, config: PolicyConfig, step: int = 3) -> dict:
+    """Attempts from every ``step``-th judged frame that has a whole ``attempt_timeout_s``
+    of its clip after it (so every attempt counted could reach its decision in the clip:
+    none is left out for being slow)."""
     outcomes, times = [], []
     for t, judged, score in recs:
         live = score >= threshold
-        for start in np.flatnonzero(judged)[::step]:
+        for start in np.flatnonzero(judged & (t < t[-1] - config.attempt_timeout_s))[::step]:
             r = attempt(t, judged, live, start, config)
             if r is not None:
                 outcomes.append(r[0])
@@ -132,15 +145,15 @@ def main() -> int:
         sys.exit(f"missing {', '.join(missing)}: run benchmarks/pad_stack.py quality and features first")
     h = held_out(*paths)
     z = np.load(paths[0], allow_pickle=False)
-    order, sequence = z["order"][h["index"]], z["sequence"][h["index"]]
+    scan = {k: z[k] for k in ("source", "live", "sequence", "order")}
     base = PolicyConfig()
     table = {}
     thr = dict(h["thr"])
     for s in h["door"]:
         skip = None
         if args.calibrate:
-            skip, thr[s] = calibration_half(h, order, sequence, s)
-        recs = {lv: list(recordings(h, order, sequence, s, lv, skip)) for lv in (False, True)}
+            skip, thr[s] = calibration_half(h, scan, s)
+        recs = {lv: list(recordings(h, scan, s, lv, skip)) for lv in (False, True)}
         table[s] = {r: {name: attempts(recs[lv], thr[s], replace(base, min_live_share=r))
                         for name, lv in (("attack", False), ("live", True))} for r in GRID}
         print(s, " ".join(f"{r:g}: {table[s][r]['attack']['unlock_share']:.1%}/{table[s][r]['live']['unlock_share']:.1%}"

@@ -139,7 +139,8 @@ class _Attempt:
     eye_ratios: list = field(default_factory=list)
     spoof_frames: int = 0
     spoofed: Counter = field(default_factory=Counter)  # person -> frames that matched them but were not live
-    matched: Counter = field(default_factory=Counter)  # person -> frames that matched them, liveness judged
+    matched: Counter = field(default_factory=Counter)  # person -> fresh frames that matched them, liveness judged
+    share_block: Why | None = None  # k of n were live matches, but under min_live_share of all the matches were
     whys: Counter = field(default_factory=Counter)  # reason kind -> frames that did not count for it
     best_why: dict = field(default_factory=dict)  # reason kind -> its frame closest to counting
 
@@ -151,7 +152,10 @@ class _Attempt:
 
     def cause(self, k: int) -> Why:
         """Why this attempt did not unlock: the most frequent reason of its frames
-        (its best frame), else too few matching frames in one track, else no blink."""
+        (its best frame), else too few matching frames in one track, else no blink --
+        unless k of n were reached but too few of all its matching frames were live."""
+        if self.share_block is not None:  # k of n were reached, the share of live frames was not
+            return self.share_block
         if self.whys:
             return self.best_why[self.whys.most_common(1)[0][0]]
         votes = self.votes()[1]
@@ -318,7 +322,7 @@ class DoorPolicy:
             a.note_why(why)
             self.note = why.text
         a.eye_ratios.append(f.eye_ratio)
-        if f.match and f.live is not None:
+        if f.match and f.live is not None and f.fresh:  # a repeated frame is no evidence either way
             a.matched[f.person or ""] += 1
             if not f.live:
                 a.spoof_frames += 1
@@ -334,7 +338,8 @@ class DoorPolicy:
             self.note = f"counts: {f.person or 'match'} ({votes} of {c.k} needed)"
         share = a.live_share(person or "") if votes >= c.k else None
         if share is not None and share < c.min_live_share:  # 5. not yet: too many of its frames were not live
-            self.note = reasons.live_share(person or "match", share, c.min_live_share).text
+            a.share_block = reasons.live_share(person or None, share, c.min_live_share)
+            self.note = a.share_block.text
         elif votes >= c.k and (not self.require_blink or blinked(a.eye_ratios)):  # 5. accept
             self.attempt = None
             self.cooldown_until = f.t + c.unlock_cooldown_s

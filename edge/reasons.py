@@ -13,7 +13,8 @@ from dataclasses import dataclass
 # kind -> what the summary of a replay calls it
 LABELS = {
     "no_match": "not recognised", "ambiguous": "ambiguous (close to two people)", "not_live": "not live",
-    "repeat": "repeated frames (frozen camera or a still)", "blink": "no blink", "few": "too few matching frames",
+    "repeat": "repeated frames (frozen camera or a still)",
+    "live_share": "too few live frames in the attempt", "blink": "no blink", "few": "too few matching frames",
     "crowd": "crowd", "admit": "member refused (disabled or schedule)", "locked_out": "locked out",
     "quality": "face quality", "small": "face too small", "error": "error while judging",
 }
@@ -85,10 +86,12 @@ def few(votes: int, k: int) -> Why:
     return Why("few", f"only {votes} of the {k} matching frames needed from one tracked face")
 
 
-def live_share(person: str, share: float, need: float) -> Why:
-    """k of n live matches, but too few of all the attempt's frames matching ``person`` were live."""
-    return Why("not_live", f"{person}: only {share:.0%} of this attempt's matching frames looked live "
-                           f"({need:.0%} needed, policy.min_live_share)", -share)
+def live_share(person: str | None, share: float, need: float) -> Why:
+    """k of n live matches, but too few of all the attempt's frames matching ``person`` were
+    live (percent rounded down: 74.5 % reads 74 %, never "75 % < 75 %")."""
+    who = person or "this face"
+    return Why("live_share", f"too few live frames: {int(100 * share)}% of the frames matching {who} in this "
+                             f"attempt looked live, {int(round(100 * need))}% needed (policy.min_live_share)", -share)
 
 
 def attempt(ending: str, cause: Why) -> str:

@@ -274,10 +274,13 @@ def test_a_burst_of_live_frames_among_many_spoofed_ones_does_not_unlock():
     frames in a row after ten that were not live are 5 of 15 -- under min_live_share."""
     p = DoorPolicy(PolicyConfig(attempt_timeout_s=2.0))
     d = _live_feed(p, "S" * 10 + "L" * 5)
-    assert d == [] and "only 33% of this attempt's matching frames looked live (75% needed" in p.note
+    assert d == [] and p.note == ("too few live frames: 33% of the frames matching alice in this attempt "
+                                  "looked live, 75% needed (policy.min_live_share)")
     p = DoorPolicy(PolicyConfig(attempt_timeout_s=2.0))  # more live frames: 30 after the 10 would reach 75 %,
-    d = _live_feed(p, "S" * 10 + "L" * 25)  # but the attempt times out first (21 of 31): counted, named
-    assert [x.kind for x in d] == ["deny"] and d[0].cause == "not_live" and p.state.failed_attempts == 1
+    d = _live_feed(p, "S" * 10 + "L" * 25)  # but the attempt times out first (22 of 32): counted, named
+    assert [x.kind for x in d] == ["deny"] and d[0].cause == "live_share" and p.state.failed_attempts == 1
+    assert d[0].reason.startswith("too few live frames: 68% of the frames matching alice") and \
+        d[0].reason.endswith("(attempt timed out)")
     q = DoorPolicy(PolicyConfig(attempt_timeout_s=2.0, min_live_share=0.0))  # off: the burst opens
     assert [x.kind for x in _live_feed(q, "S" * 10 + "L" * 5)] == ["unlock"]
 
@@ -297,4 +300,15 @@ def test_the_live_share_counts_the_matched_person_only():
     d = [x for i in range(20) for x in p.observe(
         FrameResult(i / 15, [FACE], False, 0.6, live=True, live_score=0.9, person=None), 1000 + i / 15)]
     d += _live_feed(p, "S" * 6 + "L" * 5, t0=20 / 15)  # alice: 5 of 11 live; all frames: 25 of 31
-    assert d == [] and "only 45%" in p.note
+    assert d == [] and "45% of the frames matching alice" in p.note
+
+
+def test_repeated_frames_do_not_count_towards_the_live_share():
+    """A bit-identical repeat (a frozen or injected feed) is no evidence of liveness."""
+    p = DoorPolicy(PolicyConfig(attempt_timeout_s=3.0))
+    frames = [(False, True)] * 10 + [(True, False)] * 25 + [(True, True)] * 5  # (live, fresh)
+    d = [x for i, (live, fresh) in enumerate(frames) for x in p.observe(
+        FrameResult(i / 15, [FACE], True, 0.03, live=live, live_score=0.9 if live else 0.1, fresh=fresh,
+                    person="alice"), 1000 + i / 15)]
+    assert d == [] and "33% of the frames matching alice" in p.note  # 5 of 15, the 25 repeats left out
+
