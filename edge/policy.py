@@ -27,7 +27,11 @@ Rules, in order, for every frame:
 1. Backoff: after ``max_failed_attempts`` failed attempts in a row the door ignores
    faces until the backoff deadline (``backoff_s``, doubling with each further
    lockout, at most ``backoff_max_s``).  Counter and deadline are persisted so a
-   restart does not reset them.
+   restart does not reset them.  With ``relock_on_spoof``, within ``backoff_max_s``
+   of a lockout's end and before any unlock, one failed attempt that matched an
+   enrolled person in k frames but not live (what a replayed screen or photo of
+   them does) starts the next backoff at once: a replay gets one attempt per
+   backoff instead of ``max_failed_attempts`` (a stranger's failures count as before).
 2. Cooldown: for ``unlock_cooldown_s`` after an unlock, faces are ignored.
 3. Faces smaller than ``min_face_px`` are ignored; no face left -> no attempt (the
    current attempt ends, and fails, once the face has been gone for ``lost_after_s``).
@@ -78,6 +82,7 @@ class PolicyConfig:
     backoff_max_s: float = 600.0
     unlock_cooldown_s: float = 5.0
     min_live_share: float = 0.75  # of the attempt's frames matching the person, the share that must look live
+    relock_on_spoof: bool = True  # soon after a lockout, one attempt showing a member's face not live locks again
 
 
 @dataclass
@@ -198,6 +203,7 @@ class DoorPolicy:
         self._t = 0.0  # t of the frame last looked at
         self._locked_reported = False
         self._crowded = False  # a multiple-faces deny was already recorded for this scene
+        self._relocked = False  # the last lockout came from relock_on_spoof
         self.note = ""  # what became of the last observed frame, in words (facelatch run -v, replay)
 
     # -- helpers -------------------------------------------------------------------
@@ -211,7 +217,12 @@ class DoorPolicy:
     def _fail(self, a: _Attempt, ending: str, wall: float) -> Decision:
         s = self.state
         s.failed_attempts += 1
-        if s.failed_attempts >= self.c.max_failed_attempts:
+        claimed, n = a.spoofed.most_common(1)[0] if a.spoofed else (None, 0)
+        # soon after a lockout, an attempt that showed an enrolled person's face but not live locks again at
+        # once: a replay gets one attempt per backoff, not max_failed_attempts (a stranger's failures do not)
+        self._relocked = (self.c.relock_on_spoof and s.lockouts > 0 and n >= self.c.k
+                          and wall - s.backoff_until < self.c.backoff_max_s)
+        if s.failed_attempts >= self.c.max_failed_attempts or self._relocked:
             s.lockouts += 1
             doublings = min(s.lockouts - 1, MAX_BACKOFF_DOUBLINGS)  # 2 ** 1023 would overflow a float
             delay = min(self.c.backoff_s * 2 ** doublings, self.c.backoff_max_s)
@@ -219,7 +230,6 @@ class DoorPolicy:
             s.failed_attempts = 0
             self._locked_reported = False
         self._save(s)
-        claimed, n = a.spoofed.most_common(1)[0] if a.spoofed else (None, 0)
         cause = a.cause(self.c.k)
         return Decision("deny", reasons.attempt(ending, cause), a.frames, a.votes()[1], a.best_distance, a.face_px,
                         a.live_score, s.failed_attempts, s.backoff_until if s.backoff_until > wall else None,
@@ -286,7 +296,9 @@ class DoorPolicy:
             self.attempt = None
             if not self._locked_reported and f.boxes:
                 self._locked_reported = True
-                return [Decision("locked_out", "locked out: too many failed attempts",
+                return [Decision("locked_out", "locked out again: an enrolled person's face that was not live, "
+                                 "soon after a lockout (policy.relock_on_spoof)" if self._relocked else
+                                 "locked out: too many failed attempts",
                                  backoff_until=self.state.backoff_until, failed_attempts=self.state.failed_attempts,
                                  cause="locked_out")]
             return []

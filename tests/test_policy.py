@@ -1,5 +1,7 @@
 """The decision policy on its own (pure logic, synthetic frame results)."""
 
+from dataclasses import replace
+
 from edge.policy import DoorPolicy, FrameResult, LockoutState, PolicyConfig
 
 FACE = (100.0, 100.0, 120.0, 120.0)
@@ -312,3 +314,37 @@ def test_repeated_frames_do_not_count_towards_the_live_share():
                     person="alice"), 1000 + i / 15)]
     assert d == [] and "33% of the frames matching alice" in p.note  # 5 of 15, the 25 repeats left out
 
+
+
+def _spoof_attempts(p, t0, wall0, seconds, live=False, match=True):
+    """A photo of alice (a match, not live) in view for ``seconds`` at 15 frames/s."""
+    out = []
+    for i in range(int(seconds * 15)):
+        out += p.observe(FrameResult(t0 + i / 15, [FACE], match, 0.03 if match else 0.6, live=live,
+                                     live_score=0.1, person="alice" if match else None), wall0 + i / 15)
+    return out
+
+
+def test_a_replay_soon_after_a_lockout_locks_again_at_once():
+    """After a lockout, one attempt that shows alice's face but not live starts the next
+    (doubled) backoff: a replay gets one attempt per backoff, not max_failed_attempts."""
+    cfg = PolicyConfig(attempt_timeout_s=1.0, max_failed_attempts=3, backoff_s=30, backoff_max_s=600)
+    p = DoorPolicy(cfg)
+    d = _spoof_attempts(p, 0.0, 1000.0, 4.0)  # three failed attempts, then the lockout
+    assert [x.kind for x in d][:4] == ["deny", "deny", "deny", "locked_out"] and p.state.lockouts == 1
+    d = _spoof_attempts(p, 40.0, 1040.0, 2.0)  # after the 30 s backoff: one attempt, and locked again
+    assert [x.kind for x in d] == ["deny", "locked_out"] and p.state.lockouts == 2
+    assert d[1].reason.startswith("locked out again: an enrolled person's face that was not live")
+    assert 1099 < p.state.backoff_until < 1103  # 60 s: the backoff doubled
+    q = DoorPolicy(replace(cfg, relock_on_spoof=False), LockoutState(0, 1, 1030.0))  # off: three attempts again
+    assert [x.kind for x in _spoof_attempts(q, 40.0, 1040.0, 3.5)][:4] == ["deny", "deny", "deny", "locked_out"]
+
+
+def test_a_stranger_or_a_late_replay_does_not_relock_at_once():
+    cfg = PolicyConfig(attempt_timeout_s=1.0, max_failed_attempts=3, backoff_s=30, backoff_max_s=600)
+    p = DoorPolicy(cfg, LockoutState(0, 1, 1030.0))  # a lockout ended at 1030
+    d = _spoof_attempts(p, 40.0, 1040.0, 2.5, match=False)  # a stranger: counted, no relock
+    assert [x.kind for x in d] == ["deny", "deny"] and p.state.lockouts == 1
+    p = DoorPolicy(cfg, LockoutState(0, 1, 1030.0))
+    d = _spoof_attempts(p, 700.0, 1700.0, 2.5)  # alice's photo, but 670 s after the backoff (> backoff_max_s)
+    assert [x.kind for x in d] == ["deny", "deny"] and p.state.lockouts == 1
