@@ -27,11 +27,12 @@ Rules, in order, for every frame:
 1. Backoff: after ``max_failed_attempts`` failed attempts in a row the door ignores
    faces until the backoff deadline (``backoff_s``, doubling with each further
    lockout, at most ``backoff_max_s``).  Counter and deadline are persisted so a
-   restart does not reset them.  With ``relock_on_spoof``, within ``backoff_max_s``
-   of a lockout's end and before any unlock, one failed attempt that matched an
-   enrolled person in k frames but not live (what a replayed screen or photo of
-   them does) starts the next backoff at once: a replay gets one attempt per
-   backoff instead of ``max_failed_attempts`` (a stranger's failures count as before).
+   restart does not reset them.  With ``relock_on_spoof``, within an hour of a
+   lockout's end (on the frames' clock) and before any unlock, one failed attempt
+   that matched an enrolled person in k frames, at least half of its matching frames
+   not live (what a replayed screen or photo of them does), starts the next backoff
+   at once: a replay gets one attempt per backoff instead of ``max_failed_attempts``
+   (a stranger's failures, and a resident's whose frames mostly pass, count as before).
 2. Cooldown: for ``unlock_cooldown_s`` after an unlock, faces are ignored.
 3. Faces smaller than ``min_face_px`` are ignored; no face left -> no attempt (the
    current attempt ends, and fails, once the face has been gone for ``lost_after_s``).
@@ -66,6 +67,8 @@ from .reasons import Why
 from .temporal import blinked
 
 MAX_BACKOFF_DOUBLINGS = 32  # 30 s * 2**32 is far beyond any backoff_max_s
+RELOCK_WINDOW_S = 3600.0  # relock_on_spoof is armed this long after a lockout's end (until an unlock)
+RELOCK_SPOOF_SHARE = 0.5  # ... for an attempt at least this share of whose matching frames were not live
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,7 @@ class DoorPolicy:
         self._locked_reported = False
         self._crowded = False  # a multiple-faces deny was already recorded for this scene
         self._relocked = False  # the last lockout came from relock_on_spoof
+        self._relock_end_t: float | None = None  # relock_on_spoof is armed until then (frames' clock t)
         self.note = ""  # what became of the last observed frame, in words (facelatch run -v, replay)
 
     # -- helpers -------------------------------------------------------------------
@@ -218,20 +222,24 @@ class DoorPolicy:
         s = self.state
         s.failed_attempts += 1
         claimed, n = a.spoofed.most_common(1)[0] if a.spoofed else (None, 0)
-        # soon after a lockout, an attempt that showed an enrolled person's face but not live locks again at
-        # once: a replay gets one attempt per backoff, not max_failed_attempts (a stranger's failures do not)
+        # within an hour of a lockout, an attempt that showed an enrolled person's face, mostly not live, locks
+        # again at once: a replay gets one attempt per backoff, not max_failed_attempts (a stranger's failures,
+        # and a resident's whose frames mostly pass, count as before)
         self._relocked = (self.c.relock_on_spoof and s.lockouts > 0 and n >= self.c.k
-                          and wall - s.backoff_until < self.c.backoff_max_s)
+                          and self._relock_end_t is not None and self._t < self._relock_end_t
+                          and n >= RELOCK_SPOOF_SHARE * a.matched[claimed])
         if s.failed_attempts >= self.c.max_failed_attempts or self._relocked:
             s.lockouts += 1
             doublings = min(s.lockouts - 1, MAX_BACKOFF_DOUBLINGS)  # 2 ** 1023 would overflow a float
             delay = min(self.c.backoff_s * 2 ** doublings, self.c.backoff_max_s)
             s.backoff_until, self._backoff_t = wall + delay, self._t + delay
+            self._relock_end_t = self._backoff_t + RELOCK_WINDOW_S
             s.failed_attempts = 0
             self._locked_reported = False
         self._save(s)
         cause = a.cause(self.c.k)
-        return Decision("deny", reasons.attempt(ending, cause), a.frames, a.votes()[1], a.best_distance, a.face_px,
+        relock = "; the door locks again at once (policy.relock_on_spoof)" if self._relocked else ""
+        return Decision("deny", reasons.attempt(ending, cause) + relock, a.frames, a.votes()[1], a.best_distance, a.face_px,
                         a.live_score, s.failed_attempts, s.backoff_until if s.backoff_until > wall else None,
                         spoof_frames=a.spoof_frames, claimed=claimed if n >= self.c.k and claimed else None,
                         cause=cause.kind)
@@ -255,6 +263,9 @@ class DoorPolicy:
         self._t = t
         if self._backoff_t is None:  # the first frame of this run
             self._backoff_t = t + min(max(s.backoff_until - wall, 0.0), self.c.backoff_max_s)
+            if s.lockouts:  # after a restart: armed for what is left of the hour after the saved backoff's end
+                self._relock_end_t = self._backoff_t + max(0.0, min(RELOCK_WINDOW_S, RELOCK_WINDOW_S
+                                                                    - max(wall - s.backoff_until, 0.0)))
         left = max(0.0, min(self._backoff_t - t, self.c.backoff_max_s))
         if (left > 0 or s.backoff_until > wall) and abs(s.backoff_until - (wall + left)) > 1.0:
             s.backoff_until = wall + left  # the wall clock stepped: what a restart reads stays true

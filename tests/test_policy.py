@@ -346,5 +346,20 @@ def test_a_stranger_or_a_late_replay_does_not_relock_at_once():
     d = _spoof_attempts(p, 40.0, 1040.0, 2.5, match=False)  # a stranger: counted, no relock
     assert [x.kind for x in d] == ["deny", "deny"] and p.state.lockouts == 1
     p = DoorPolicy(cfg, LockoutState(0, 1, 1030.0))
-    d = _spoof_attempts(p, 700.0, 1700.0, 2.5)  # alice's photo, but 670 s after the backoff (> backoff_max_s)
+    d = _spoof_attempts(p, 3700.0, 4700.0, 2.5)  # alice's photo, but over an hour after the backoff's end
     assert [x.kind for x in d] == ["deny", "deny"] and p.state.lockouts == 1
+    p = DoorPolicy(cfg, LockoutState(0, 1, 1030.0))  # a resident soon after: 1 frame in 3 not live (every
+    d = []  # attempt fails here, k of n never reached), but most of them live: counted, no relock
+    for i in range(int(2.5 * 15)):
+        d += p.observe(FrameResult(40 + i / 15, [FACE], True, 0.03, live=i % 3 != 0, live_score=0.5,
+                                   person="alice"), 1040 + i / 15)
+    assert [x.kind for x in d] == ["deny", "deny"] and p.state.lockouts == 1
+
+
+def test_the_relock_window_runs_on_the_frames_clock():
+    """A wall clock stepped forward an hour does not disarm the relock (nor a restart)."""
+    cfg = PolicyConfig(attempt_timeout_s=1.0, max_failed_attempts=3, backoff_s=30, backoff_max_s=600)
+    p = DoorPolicy(cfg)
+    _spoof_attempts(p, 0.0, 1000.0, 4.0)  # locked out at ~1003 (wall) / ~3.1 s (frames)
+    d = _spoof_attempts(p, 40.0, 1040.0 + 7200, 2.0)  # 40 s on the frames' clock, the wall clock 2 h ahead
+    assert [x.kind for x in d] == ["deny", "locked_out"] and "again at once" in d[0].reason
