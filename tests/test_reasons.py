@@ -53,11 +53,15 @@ def test_the_readme_quotes_the_door_word_for_word():
     alice = Person("alice", Template("0" * 64, np.zeros((1, 4), np.float32), "cosine"), schedule="mon-fri 07:00-19:00")
     noon = 1_764_936_000.0  # some day at 12:00 UTC; within a week of it one day is outside mon-fri 07:00-19:00
     locked = DoorPolicy(PolicyConfig(), LockoutState(0, 1, 2000.0)).observe(FrameResult(0.0, [(0, 0, 100, 100)]), 1000.0)
+    relock = DoorPolicy(PolicyConfig(attempt_timeout_s=1.0), LockoutState(0, 1, 990.0))  # a photo of alice after
+    relocked = [d.reason for i in range(40) for d in relock.observe(  # a lockout: one attempt locks again
+        FrameResult(i / 15, [(0, 0, 100, 100)], True, 0.3, live=False, person="alice"), 1000.0 + i / 15)
+        if d.kind == "locked_out"]
     said = {reasons.too_small(35, 80).text, reasons.poor_quality(f"contrast {5.0:g} < {8:g}").text,
             reasons.not_live(0.08, 0.5747).text,
             reasons.identity(Identity(None, "alice", 0.31, 0.35, 0.40, 1e-4, True, "bob")).text,
             reasons.attempt("attempt timed out", reasons.identity(Identity(None, "alice", 0.52, None, 0.40, 1e-4))),
-            reasons.crowd(3).text, locked[0].reason,
+            reasons.crowd(3).text, locked[0].reason, relocked[0], reasons.live_share("alice", 0.68, 0.75).text,
             next(r for r in (alice.admits(noon + d * 86400) for d in range(7)) if r),
             Person("alice", alice.template, enabled=False).admits(noon)}
     assert quoted == said
