@@ -337,6 +337,10 @@ class DoorPolicy:
             a.eye_ratios.clear()
         if a is None:
             a = self.attempt = _Attempt(box, f.t, f.t, deque(maxlen=c.n))
+        if f.t - a.started > c.attempt_timeout_s and a.frames:  # its time is up: a frame this late is judged
+            self.attempt = None  # with it but cannot count (a camera that stalls mid-attempt does not stretch it)
+            a.frames += 1
+            return out + [self._fail(a, "attempt timed out", wall)]
         a.box, a.last_seen = box, f.t
         ok = bool(f.match) and (f.live is None or bool(f.live)) and f.fresh
         a.window.append((f.person or "") if ok else None)
@@ -376,7 +380,4 @@ class DoorPolicy:
             self._save(self.state)
             return out + [Decision("unlock", f"{votes} of the last {len(a.window)} frames matched",
                                    a.frames, votes, a.best_distance, a.face_px, a.live_score, person=person or None)]
-        if f.t - a.started > c.attempt_timeout_s:
-            self.attempt = None
-            return out + [self._fail(a, "attempt timed out", wall)]
         return out

@@ -279,9 +279,9 @@ def test_a_burst_of_live_frames_among_many_spoofed_ones_does_not_unlock():
     assert d == [] and p.note == ("too few live frames: 33% of the frames matching alice in this attempt "
                                   "looked live, 75% needed (policy.min_live_share)")
     p = DoorPolicy(PolicyConfig(attempt_timeout_s=2.0))  # more live frames: 30 after the 10 would reach 75 %,
-    d = _live_feed(p, "S" * 10 + "L" * 25)  # but the attempt times out first (22 of 32): counted, named
+    d = _live_feed(p, "S" * 10 + "L" * 25)  # but the attempt times out first (21 of 31): counted, named
     assert [x.kind for x in d] == ["deny"] and d[0].cause == "live_share" and p.state.failed_attempts == 1
-    assert d[0].reason.startswith("too few live frames: 68% of the frames matching alice") and \
+    assert d[0].reason.startswith("too few live frames: 67% of the frames matching alice") and \
         d[0].reason.endswith("(attempt timed out)")
     q = DoorPolicy(PolicyConfig(attempt_timeout_s=2.0, min_live_share=0.0))  # off: the burst opens
     assert [x.kind for x in _live_feed(q, "S" * 10 + "L" * 5)] == ["unlock"]
@@ -363,3 +363,11 @@ def test_the_relock_window_runs_on_the_frames_clock():
     _spoof_attempts(p, 0.0, 1000.0, 4.0)  # locked out at ~1003 (wall) / ~3.1 s (frames)
     d = _spoof_attempts(p, 40.0, 1040.0 + 7200, 2.0)  # 40 s on the frames' clock, the wall clock 2 h ahead
     assert [x.kind for x in d] == ["deny", "locked_out"] and "again at once" in d[0].reason
+
+
+def test_a_frame_after_the_attempts_time_is_up_does_not_unlock():
+    """Four live frames, the camera stalls 5.5 s, one more: five in a row, but outside the
+    attempt's 5 s -- a timed-out attempt, not an unlock."""
+    p = DoorPolicy(PolicyConfig())
+    d = _live_feed(p, "LLLL") + _live_feed(p, "L", t0=5.5)
+    assert [(x.kind, x.cause) for x in d] == [("deny", "few")]
