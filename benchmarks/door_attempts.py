@@ -9,14 +9,16 @@ capture order, on their own timestamps (NUAA: picture numbers at 15 frames/s), j
 by the shipped recipe's head trained without that camera at the threshold set without
 it (``benchmarks/pad_stack.py`` ``held_out``).  Identity is taken as matched on every
 frame -- an attack that shows the resident -- so the figure is the liveness rule's alone.
-A frame the default door does not judge (no face found, too small, or a crowd:
-``door_judged`` of ``pad_stack.py quality``) is fed as a frame without a face.
+Every frame of the scan is fed; one the default door does not judge (no face found,
+refused by the quality gate, too small, a crowd: ``door_judged`` of ``pad_stack.py
+quality``) as a frame without a face.  Recordings are cut into clips where no frame comes
+for more than ``BREAK_S`` (a pause: what the door saw there is unknown).
 
-An attempt starts at every third judged frame of a recording and runs, with a fresh
-policy, until the door's first decision: an unlock, or a deny (timed out, or the face
-gone for ``lost_after_s``); an attempt cut short by the end of its recording is not
-counted.  Per source: the share of attack attempts that unlock, the share of live
-attempts that do (a resident walking up) and their median time to unlock.
+An attempt starts at every third judged frame that has a whole ``attempt_timeout_s`` of
+its clip after it, and runs, with a fresh policy, until the door's first decision: an
+unlock, or a deny (timed out, or the face gone for ``lost_after_s``) -- so no attempt is
+left out for being slow.  Per source: the share of attack attempts that unlock, the share
+of live attempts that do (a resident walking up) and their median time to unlock.
 
 ``policy.min_live_share`` (an unlock also needs that share of the attempt's matching
 frames live) is chosen leave one source out: for source S, from ``GRID`` on the other
@@ -71,11 +73,11 @@ def recordings(h: dict, scan: dict, source: str, live: bool, skip=None):
     where no frame at all comes for more than ``BREAK_S`` (a pause in the recording: what
     the door would have seen there is unknown)."""
     m = (scan["source"] == source) & (scan["live"] == live)
-    judged = np.zeros(len(m), bool)
-    score = np.full(len(m), np.nan)
-    rows = h["index"][h["source"] == source]
-    judged[rows] = (h["door_judged"] & (True if skip is None else ~skip))[h["source"] == source]
-    score[rows] = scores_of(h, source)[h["source"] == source]
+    mine = h["source"] == source
+    door = h["door_judged"] if skip is None else h["door_judged"] & ~skip
+    judged, score = np.zeros(len(m), bool), np.full(len(m), np.nan)
+    judged[h["index"][mine]] = door[mine]
+    score[h["index"][mine]] = h["nest"]["test"][source]
     for seq in np.unique(scan["sequence"][m]):
         i = np.flatnonzero(m & (scan["sequence"] == seq))
         o = scan["order"][i].astype(np.float64)
@@ -138,7 +140,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pad", type=Path, default=Path("build/pad"))
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--calibrate", action="store_true", help="calibrate each camera on the first half of its live frames")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="calibrate each camera on the first half of its live frames")
     args = ap.parse_args()
     paths = [args.pad / n for n in ("scan.npz", "features.npz", "quality.npz")]
     if missing := [str(p) for p in paths if not p.is_file()]:
@@ -156,15 +159,16 @@ def main() -> int:
         recs = {lv: list(recordings(h, scan, s, lv, skip)) for lv in (False, True)}
         table[s] = {r: {name: attempts(recs[lv], thr[s], replace(base, min_live_share=r))
                         for name, lv in (("attack", False), ("live", True))} for r in GRID}
-        print(s, " ".join(f"{r:g}: {table[s][r]['attack']['unlock_share']:.1%}/{table[s][r]['live']['unlock_share']:.1%}"
-                          for r in GRID), flush=True)
+        print(s, " ".join(f"{r:g}: {v['attack']['unlock_share']:.1%}/{v['live']['unlock_share']:.1%}"
+                          for r, v in table[s].items()), flush=True)
     chosen = {s: choose(table, h["door"], s) for s in h["door"]}
     print(f"min_live_share chosen on all sources: {choose(table, h['door']):g} (the default: {base.min_live_share:g})")
     print(f"\npolicy k = {base.k} of n = {base.n}, attempt_timeout_s = {base.attempt_timeout_s:g}, "
           f"lost_after_s = {base.lost_after_s:g}; thresholds and min_live_share set without the source"
           + (", then calibrated on the first half of its live frames" if args.calibrate else "") + "\n")
     print("| source | attack attempts | live attempts | min_live_share chosen | attack attempts unlocking: 0 (off) | "
-          "chosen | shipped default | live attempts unlocking: off | chosen | default | median s to unlock: off | default |")
+          "chosen | shipped default | live attempts unlocking: off | chosen | default | "
+          "median s to unlock: off | default |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     d = base.min_live_share
     for s in h["door"]:
@@ -174,14 +178,17 @@ def main() -> int:
               f"{t[d]['attack']['unlock_share']:.1%} | {t[0.0]['live']['unlock_share']:.1%} | "
               f"{t[c]['live']['unlock_share']:.1%} | {t[d]['live']['unlock_share']:.1%} | "
               f"{t[0.0]['live']['median_s']:.2f} | {t[d]['live']['median_s']:.2f} |")
-    for name, pick in (("off", lambda s: 0.0), ("chosen without the source", chosen.get), (f"default {d:g}", lambda s: d)):
+    picks = (("off", lambda s: 0.0), ("chosen without the source", chosen.get), (f"default {d:g}", lambda s: d))
+    for name, pick in picks:
         a = [table[s][pick(s)]["attack"]["unlock_share"] for s in h["door"]]
         lv = [table[s][pick(s)]["live"]["unlock_share"] for s in h["door"]]
         print(f"{name}: attack attempts unlocking mean {np.mean(a):.2%} (worst {max(a):.2%}); "
               f"live attempts unlocking mean {np.mean(lv):.1%} (lowest {min(lv):.1%})")
     if args.json:
-        args.json.write_text(json.dumps({"calibrated": args.calibrate, "thresholds": thr, "chosen": chosen, "chosen_on_all": choose(table, h["door"]), "table": {s: {str(r): v for r, v in t.items()}
-                                                                      for s, t in table.items()}}, indent=1))
+        args.json.write_text(json.dumps({
+            "calibrated": args.calibrate, "thresholds": thr, "chosen": chosen,
+            "chosen_on_all": choose(table, h["door"]),
+            "table": {s: {str(r): v for r, v in t.items()} for s, t in table.items()}}, indent=1))
     return 0
 
 

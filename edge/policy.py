@@ -238,8 +238,8 @@ class DoorPolicy:
             self._locked_reported = False
         self._save(s)
         cause = a.cause(self.c.k)
-        relock = "; the door locks again at once (policy.relock_on_spoof)" if self._relocked else ""
-        return Decision("deny", reasons.attempt(ending, cause) + relock, a.frames, a.votes()[1], a.best_distance, a.face_px,
+        text = reasons.attempt(ending, cause) + (reasons.RELOCKS if self._relocked else "")
+        return Decision("deny", text, a.frames, a.votes()[1], a.best_distance, a.face_px,
                         a.live_score, s.failed_attempts, s.backoff_until if s.backoff_until > wall else None,
                         spoof_frames=a.spoof_frames, claimed=claimed if n >= self.c.k and claimed else None,
                         cause=cause.kind)
@@ -264,8 +264,7 @@ class DoorPolicy:
         if self._backoff_t is None:  # the first frame of this run
             self._backoff_t = t + min(max(s.backoff_until - wall, 0.0), self.c.backoff_max_s)
             if s.lockouts:  # after a restart: armed for what is left of the hour after the saved backoff's end
-                self._relock_end_t = self._backoff_t + max(0.0, min(RELOCK_WINDOW_S, RELOCK_WINDOW_S
-                                                                    - max(wall - s.backoff_until, 0.0)))
+                self._relock_end_t = self._backoff_t + max(0.0, RELOCK_WINDOW_S - max(wall - s.backoff_until, 0.0))
         left = max(0.0, min(self._backoff_t - t, self.c.backoff_max_s))
         if (left > 0 or s.backoff_until > wall) and abs(s.backoff_until - (wall + left)) > 1.0:
             s.backoff_until = wall + left  # the wall clock stepped: what a restart reads stays true
@@ -307,9 +306,7 @@ class DoorPolicy:
             self.attempt = None
             if not self._locked_reported and f.boxes:
                 self._locked_reported = True
-                return [Decision("locked_out", "locked out again: an enrolled person's face that was not live, "
-                                 "soon after a lockout (policy.relock_on_spoof)" if self._relocked else
-                                 "locked out: too many failed attempts",
+                return [Decision("locked_out", reasons.RELOCKED if self._relocked else reasons.LOCKED_OUT,
                                  backoff_until=self.state.backoff_until, failed_attempts=self.state.failed_attempts,
                                  cause="locked_out")]
             return []
@@ -337,7 +334,7 @@ class DoorPolicy:
             a.eye_ratios.clear()
         if a is None:
             a = self.attempt = _Attempt(box, f.t, f.t, deque(maxlen=c.n))
-        if f.t - a.started > c.attempt_timeout_s and a.frames:  # its time is up: a frame this late is judged
+        if f.t - a.started > c.attempt_timeout_s:  # its time is up: a frame this late is judged
             self.attempt = None  # with it but cannot count (a camera that stalls mid-attempt does not stretch it)
             a.frames += 1
             return out + [self._fail(a, "attempt timed out", wall)]

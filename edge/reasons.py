@@ -94,6 +94,12 @@ def live_share(person: str | None, share: float, need: float) -> Why:
                              f"attempt looked live, {int(round(100 * need))}% needed (policy.min_live_share)", -share)
 
 
+LOCKED_OUT = "locked out: too many failed attempts"
+RELOCKED = ("locked out again: an enrolled person's face that was not live, soon after a lockout "
+            "(policy.relock_on_spoof)")
+RELOCKS = "; the door locks again at once (policy.relock_on_spoof)"  # said on the deny that started it
+
+
 def attempt(ending: str, cause: Why) -> str:
     """A failed attempt's reason: how it ended and its cause.  Not being recognised IS
     the timeout ("attempt timed out: best distance 0.52 > 0.40 (alice)"); any other
