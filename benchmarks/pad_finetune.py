@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from convert.minifasnet import STRIDE2, _units as units  # noqa: E402  (no TensorFlow needed)
 
 DOOR = ["nuaa", "dracarys", "dangthanhliem", "codersworld", "spp77"]
 MEMBERS = {"v2": "2.7_80x80_MiniFASNetV2.pth", "v1se": "4_0_0_80x80_MiniFASNetV1SE.pth"}
@@ -75,40 +74,12 @@ def unpack(path):
 # ---------------------------------------------------------------- the network, functionally
 
 def forward(state, x):
-    """Logits (N, 3) of BGR 0..255 NCHW input, BatchNorm in inference mode."""
-    import torch.nn.functional as F
+    """Logits (N, 3) of BGR 0..255 NCHW input, BatchNorm in inference mode (the feature walk
+    is ``pad_finetune_stack.features``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from pad_finetune_stack import features
 
-    def bn(p, y):
-        return F.batch_norm(y, state[f"{p}.running_mean"], state[f"{p}.running_var"], state[f"{p}.weight"],
-                            state[f"{p}.bias"], False, 0.0, 1e-5)
-
-    def conv(p, y, stride, act=True):
-        w = state[f"{p}.conv.weight"]
-        k = w.shape[2]
-        groups = y.shape[1] if w.shape[1] == 1 and w.shape[0] == y.shape[1] else 1
-        y = bn(f"{p}.bn", F.conv2d(y, w, None, stride, 0 if p == "conv_6_dw" else k // 2, 1, groups))
-        return F.prelu(y, state[f"{p}.prelu.weight"]) if act and f"{p}.prelu.weight" in state else y
-
-    def se(p, y):
-        g = y.mean((2, 3), keepdim=True)
-        g = F.relu(bn(f"{p}.bn1", F.conv2d(g, state[f"{p}.fc1.weight"])))
-        return y * bn(f"{p}.bn2", F.conv2d(g, state[f"{p}.fc2.weight"])).sigmoid()
-
-    for u in units(state):  # the same walk as the Keras builder's
-        top = u.split(".")[0]
-        if f"{u}.conv.weight" in state:
-            x = conv(u, x, 2 if top == "conv1" else 1)
-            continue
-        y = conv(f"{u}.project", conv(f"{u}.conv_dw", conv(f"{u}.conv", x, 1), 2 if top in STRIDE2 else 1), 1, False)
-        if ".model." in u:
-            if f"{u}.se_module.fc1.weight" in state:
-                y = se(f"{u}.se_module", y)
-            y = x + y
-        x = y
-    x = x.flatten(1) @ state["linear.weight"].T
-    x = F.batch_norm(x, state["bn.running_mean"], state["bn.running_var"], state["bn.weight"], state["bn.bias"],
-                     False, 0.0, 1e-5)
-    return x @ state["prob.weight"].T
+    return features(state, x) @ state["prob.weight"].T
 
 
 # ---------------------------------------------------------------- training (GPU machine)
