@@ -141,7 +141,7 @@ def extract(scan_path, out, workers=2):
 def report(args):
     from convert.liveness import DOOR_KINDS
     from convert.pad_data import BY_NAME
-    from convert.pad_stack import capture_order, judge, nested_loso, thresholds_nested
+    from convert.pad_stack import capture_order, nested_loso, thresholds_nested
 
     z, f, q, c = (np.load(p, allow_pickle=False) for p in (args.scan, args.features, args.quality, args.cues))
     assert np.array_equal(f["index"], q["index"]) and np.array_equal(f["index"], c["index"])
@@ -164,20 +164,28 @@ def report(args):
     for name, x in cands.items():
         nest = nested_loso(x, live, source, door, train_extra=crops, l2=args.l2, cap=400)
         thr = thresholds_nested(nest, live, source, door, 0.05, "pooled")
-        rows = {}
-        for s in door:
-            ms = source == s
-            rows[s] = {}
-            for frames, mask in (("judged", np.ones(ms.sum(), bool)), ("door", at_door[ms])):
-                sc, lv, od = nest["test"][s][mask], live[ms][mask], order[ms][mask]
-                for how in ("plain", "calibrated"):
-                    r = judge(sc, lv, source[ms][mask], od, thr[s], calibrate=how == "calibrated")
-                    rows[s][f"{frames} {how}"] = {k: r[k] for k in ("threshold", "apcer", "bpcer", "auc", "live",
-                                                                    "attack")}
+        rows = judge_sources(nest["test"], thr, live, source, order, at_door, door)
         results[name] = rows
         print_rows(name, rows, door)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+def judge_sources(test, thr, live, source, order, at_door, door):
+    """Per door source S: ``judge`` of its held-out scores ``test[S]`` at ``thr[S]``, on the faces
+    it judges and on those the default door judges, plain and calibrated."""
+    from convert.pad_stack import judge
+
+    rows = {}
+    for s in door:
+        ms = source == s
+        rows[s] = {}
+        for frames, mask in (("judged", np.ones(ms.sum(), bool)), ("door", at_door[ms])):
+            sc, lv, od = test[s][mask], live[ms][mask], order[ms][mask]
+            for how in ("plain", "calibrated"):
+                r = judge(sc, lv, source[ms][mask], od, thr[s], calibrate=how == "calibrated")
+                rows[s][f"{frames} {how}"] = {k: r[k] for k in ("threshold", "apcer", "bpcer", "auc", "live", "attack")}
+    return rows
 
 
 def print_rows(name, rows, door):

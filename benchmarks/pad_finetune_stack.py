@@ -414,10 +414,10 @@ PROBE = 5
 
 def report(args):
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from pad_cues import print_rows
+    from pad_cues import judge_sources, print_rows
     from pad_stack import held_out
 
-    from convert.pad_stack import judge, rule
+    from convert.pad_stack import rule
 
     z = np.load(args.scores, allow_pickle=False)
     keys = list(z["keys"])
@@ -426,34 +426,19 @@ def report(args):
     door = sorted(set(source[is_door]))
     model = {k: i for i, k in enumerate(keys)}
 
-    # the shipped head, held out on every judged face, read at the packed faces
-    h = held_out(args.scan, args.features, args.quality)
-    pos = {int(i): j for j, i in enumerate(h["index"])}
-    shipped = np.full(len(source), np.nan)
-    for s in door:
-        rows = np.flatnonzero(h["source"] == s)
-        sc = dict(zip(h["index"][rows].tolist(), h["nest"]["test"][s]))
-        for j in np.flatnonzero(source == s):
-            shipped[j] = sc[int(index[j])]
-    assert all(int(i) in pos for i in index)
-
-    def evaluate(name, test_scores, thr):
-        rows = {}
-        for s in door:
-            ms = source == s
-            rows[s] = {}
-            for frames, mask in (("judged", np.ones(ms.sum(), bool)), ("door", at_door[ms])):
-                sc, lv, od = test_scores[s][mask], live[ms][mask], order[ms][mask]
-                for how in ("plain", "calibrated"):
-                    r = judge(sc, lv, source[ms][mask], od, thr[s], calibrate=how == "calibrated")
-                    rows[s][f"{frames} {how}"] = {k: r[k] for k in ("threshold", "apcer", "bpcer", "auc", "live",
-                                                                    "attack")}
+    def evaluate(name, test, thr):
+        rows = judge_sources(test, thr, live, source, order, at_door, door)
         print_rows(name, rows, door)
         return rows
 
-    results = {"shipped head (held out on all judged faces; these faces)":
-               evaluate("shipped head (held out on all judged faces; read on these faces)",
-                        {s: shipped[source == s] for s in door}, h["thr"])}
+    # the shipped head, held out on every judged face (uncompressed patches), read at the packed faces
+    h = held_out(args.scan, args.features, args.quality)
+    shipped = {}
+    for s in door:
+        by_row = dict(zip(h["index"][h["source"] == s].tolist(), h["nest"]["test"][s]))
+        shipped[s] = np.array([by_row[int(i)] for i in index[source == s]])
+    name = "shipped head (held out on all judged faces; read on these faces)"
+    results = {name: evaluate(name, shipped, h["thr"])}
     for c in sorted(int(k[4:]) for k in z.files if k.startswith("step")):
         sc = z[f"step{c}"]
         test = {s: sc[model[model_key((s,), door)]][source == s] for s in door}
