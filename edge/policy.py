@@ -132,6 +132,7 @@ class LockoutState:
     failed_attempts: int = 0
     lockouts: int = 0
     backoff_until: float = 0.0  # wall-clock seconds
+    relocked: bool = False  # the last lockout came from relock_on_spoof (its text survives a restart)
 
 
 @dataclass
@@ -206,7 +207,6 @@ class DoorPolicy:
         self._t = 0.0  # t of the frame last looked at
         self._locked_reported = False
         self._crowded = False  # a multiple-faces deny was already recorded for this scene
-        self._relocked = False  # the last lockout came from relock_on_spoof
         self._relock_end_t: float | None = None  # relock_on_spoof is armed until then (frames' clock t)
         self.note = ""  # what became of the last observed frame, in words (facelatch run -v, replay)
 
@@ -225,20 +225,20 @@ class DoorPolicy:
         # within an hour of a lockout, an attempt that showed an enrolled person's face, mostly not live, locks
         # again at once: a replay gets one attempt per backoff, not max_failed_attempts (a stranger's failures,
         # and a resident's whose frames mostly pass, count as before)
-        self._relocked = (self.c.relock_on_spoof and s.lockouts > 0 and n >= self.c.k
-                          and self._relock_end_t is not None and self._t < self._relock_end_t
-                          and n >= RELOCK_SPOOF_SHARE * a.matched[claimed])
-        if s.failed_attempts >= self.c.max_failed_attempts or self._relocked:
+        relocks = (self.c.relock_on_spoof and s.lockouts > 0 and n >= self.c.k
+                   and self._relock_end_t is not None and self._t < self._relock_end_t
+                   and n >= RELOCK_SPOOF_SHARE * a.matched[claimed])
+        if s.failed_attempts >= self.c.max_failed_attempts or relocks:
             s.lockouts += 1
             doublings = min(s.lockouts - 1, MAX_BACKOFF_DOUBLINGS)  # 2 ** 1023 would overflow a float
             delay = min(self.c.backoff_s * 2 ** doublings, self.c.backoff_max_s)
             s.backoff_until, self._backoff_t = wall + delay, self._t + delay
             self._relock_end_t = self._backoff_t + RELOCK_WINDOW_S
-            s.failed_attempts = 0
+            s.failed_attempts, s.relocked = 0, relocks
             self._locked_reported = False
         self._save(s)
         cause = a.cause(self.c.k)
-        text = reasons.attempt(ending, cause) + (reasons.RELOCKS if self._relocked else "")
+        text = reasons.attempt(ending, cause) + (reasons.RELOCKS if relocks else "")
         return Decision("deny", text, a.frames, a.votes()[1], a.best_distance, a.face_px,
                         a.live_score, s.failed_attempts, s.backoff_until if s.backoff_until > wall else None,
                         spoof_frames=a.spoof_frames, claimed=claimed if n >= self.c.k and claimed else None,
@@ -306,7 +306,7 @@ class DoorPolicy:
             self.attempt = None
             if not self._locked_reported and f.boxes:
                 self._locked_reported = True
-                return [Decision("locked_out", reasons.RELOCKED if self._relocked else reasons.LOCKED_OUT,
+                return [Decision("locked_out", reasons.RELOCKED if self.state.relocked else reasons.LOCKED_OUT,
                                  backoff_until=self.state.backoff_until, failed_attempts=self.state.failed_attempts,
                                  cause="locked_out")]
             return []

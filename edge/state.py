@@ -41,8 +41,12 @@ def parse_state(text: str | bytes, now: float, backoff_max_s: float) -> LockoutS
         d = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise CorruptState(f"not JSON ({e.__class__.__name__})") from None
-    if not isinstance(d, dict) or set(d) != {"failed_attempts", "lockouts", "backoff_until"}:
+    keys = {"failed_attempts", "lockouts", "backoff_until"}
+    if not isinstance(d, dict) or set(d) not in (keys, keys | {"relocked"}):  # files before "relocked" still load
         raise CorruptState("not a lockout state object")
+    relocked = d.get("relocked", False)
+    if type(relocked) is not bool:
+        raise CorruptState("relocked must be true or false")
     counts = d["failed_attempts"], d["lockouts"]
     if not all(type(v) is int and 0 <= v <= MAX_COUNT for v in counts):
         raise CorruptState(f"counts must be integers in [0, {MAX_COUNT}]")
@@ -57,7 +61,7 @@ def parse_state(text: str | bytes, now: float, backoff_max_s: float) -> LockoutS
         log.warning("lockout state: backoff deadline %.0f s ahead is beyond backoff_max_s; clamped to %.0f s "
                     "(is the clock right?)", until - now, backoff_max_s)
         until = latest
-    return LockoutState(counts[0], counts[1], float(until))
+    return LockoutState(counts[0], counts[1], float(until), relocked)
 
 
 class StateStore:
@@ -95,7 +99,7 @@ class StateStore:
     def remember(self, s: LockoutState) -> None:
         """Note ``s`` to be written by the next :meth:`flush` (the daemon flushes after
         the audit line, so a failure is on record before the counter is written)."""
-        self.pending = LockoutState(s.failed_attempts, s.lockouts, s.backoff_until)
+        self.pending = LockoutState(s.failed_attempts, s.lockouts, s.backoff_until, s.relocked)
         self._next_try = 0.0
 
     def save(self, s: LockoutState) -> None:
@@ -114,7 +118,8 @@ class StateStore:
         s = self.pending
         try:
             write_atomic(self.path, json.dumps({"failed_attempts": s.failed_attempts, "lockouts": s.lockouts,
-                                                "backoff_until": s.backoff_until}).encode(), mode=0o600)
+                                                "backoff_until": s.backoff_until, "relocked": s.relocked}).encode(),
+                         mode=0o600)
         except OSError as e:
             if not self._failing:
                 log.error("cannot save the lockout state to %s (%s); kept in memory, retrying", self.path,

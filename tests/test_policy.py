@@ -340,6 +340,27 @@ def test_a_replay_soon_after_a_lockout_locks_again_at_once():
     assert [x.kind for x in _spoof_attempts(q, 40.0, 1040.0, 3.5)][:4] == ["deny", "deny", "deny", "locked_out"]
 
 
+def test_a_restart_during_a_relock_backoff_still_says_why(tmp_path):
+    """The relock's own text survives a restart (the state file keeps it); a file
+    written before it existed still loads as a plain lockout."""
+    from edge.state import StateStore
+
+    cfg = PolicyConfig(attempt_timeout_s=1.0, max_failed_attempts=3, backoff_s=30, backoff_max_s=600)
+    store = StateStore(tmp_path / "lockout.json", backoff_max_s=600)
+    p = DoorPolicy(cfg, save=store.save)
+    _spoof_attempts(p, 0.0, 1000.0, 4.0)
+    _spoof_attempts(p, 40.0, 1040.0, 2.0)  # relocked at ~1041 until ~1101 (wall)
+    assert p.state.relocked and p.state.lockouts == 2
+    saved = store.path.read_text()
+    wall = 1050.0
+    for text, said in ((saved, "locked out again"), (saved.replace(', "relocked": true', ""), "locked out: too many")):
+        store.path.write_text(text)
+        state = StateStore(store.path, backoff_max_s=600).load()  # read as a restarted daemon does (now = today)
+        state.backoff_until = wall + 50  # the same deadline seen from the test's clock
+        d = DoorPolicy(cfg, state).observe(FrameResult(0.0, [FACE]), wall)
+        assert [x.kind for x in d] == ["locked_out"] and d[0].reason.startswith(said)
+
+
 def test_a_stranger_or_a_late_replay_does_not_relock_at_once():
     cfg = PolicyConfig(attempt_timeout_s=1.0, max_failed_attempts=3, backoff_s=30, backoff_max_s=600)
     p = DoorPolicy(cfg, LockoutState(0, 1, 1030.0))  # a lockout ended at 1030
