@@ -136,6 +136,17 @@ def choose(table: dict, sources: list, held: str | None = None) -> float:
     return min(ok, key=lambda r: (np.mean([table[s][r]["attack"]["unlock_share"] for s in others]), -r))
 
 
+def load_held_out(pad: Path) -> tuple[dict, dict]:
+    """The shipped recipe's held-out heads (``pad_stack.held_out``) and the scan's
+    source, label, sequence and order per frame; exits with a one-line error without
+    ``pad``'s npz files."""
+    paths = [pad / n for n in ("scan.npz", "features.npz", "quality.npz")]
+    if missing := [str(p) for p in paths if not p.is_file()]:
+        sys.exit(f"missing {', '.join(missing)}: run benchmarks/pad_stack.py quality and features first")
+    z = np.load(paths[0], allow_pickle=False)
+    return held_out(*paths), {k: z[k] for k in ("source", "live", "sequence", "order")}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pad", type=Path, default=Path("build/pad"))
@@ -143,12 +154,7 @@ def main() -> int:
     ap.add_argument("--calibrate", action="store_true",
                     help="calibrate each camera on the first half of its live frames")
     args = ap.parse_args()
-    paths = [args.pad / n for n in ("scan.npz", "features.npz", "quality.npz")]
-    if missing := [str(p) for p in paths if not p.is_file()]:
-        sys.exit(f"missing {', '.join(missing)}: run benchmarks/pad_stack.py quality and features first")
-    h = held_out(*paths)
-    z = np.load(paths[0], allow_pickle=False)
-    scan = {k: z[k] for k in ("source", "live", "sequence", "order")}
+    h, scan = load_held_out(args.pad)
     base = PolicyConfig()
     table = {}
     thr = dict(h["thr"])

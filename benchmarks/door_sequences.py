@@ -176,6 +176,7 @@ def main() -> int:
                          "door on a camera the head never saw")
     ap.add_argument("--k", type=int, help="policy.k: live matching frames needed (default: the config's)")
     ap.add_argument("--n", type=int, help="policy.n: ... of the last n frames (default: the config's)")
+    ap.add_argument("--after-spoof-k", type=int, help="policy.after_spoof_k (0: off; default: the config's)")
     args = ap.parse_args()
     if args.held_out and args.no_liveness:
         ap.error("--held-out needs liveness")
@@ -186,8 +187,9 @@ def main() -> int:
     pipe = FacePipeline(liveness=None)
     work = Path(tempfile.mkdtemp())
     results = {}
-    if args.k or args.n:
-        window = "".join(f"{name} = {v}\n" for name, v in (("k", args.k), ("n", args.n)) if v)
+    if args.k or args.n or args.after_spoof_k is not None:
+        window = "".join(f"{name} = {v}\n" for name, v in (("k", args.k), ("n", args.n),
+                                                           ("after_spoof_k", args.after_spoof_k)) if v is not None)
         extra = extra.replace("[policy]\n", "[policy]\n" + window, 1) if "[policy]\n" in extra else \
             extra + "[policy]\n" + window
     door_cfg = config_mod.parse(tomllib.loads(f'state_dir = {toml_str(work)}\n{extra}'))  # the policy's k and n

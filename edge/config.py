@@ -139,6 +139,7 @@ RANGES = {  # (min, max) inclusive; None = unbounded
     "policy.attempt_timeout_s": (0.1, 600), "policy.lost_after_s": (0.0, 60), "policy.track_iou": (0.0, 1.0),
     "policy.max_failed_attempts": (1, 1000), "policy.backoff_s": (30, 86400), "policy.backoff_max_s": (30, 7 * 86400),
     "policy.unlock_cooldown_s": (0, 3600), "policy.min_live_share": (0.0, 1.0),
+    "policy.after_spoof_k": (0, 100),
     "actuator.gpio_pin": (0, 63), "actuator.pulse_s": (0.01, 60), "actuator.command_timeout_s": (0.1, 600),
     "audit.max_bytes": (1000, 10 ** 10), "audit.backups": (0, 100), "audit.snapshot_max_count": (0, 100000),
     "audit.snapshot_max_age_days": (0, 3650),

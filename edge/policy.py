@@ -33,6 +33,12 @@ Rules, in order, for every frame:
    not live (what a replayed screen or photo of them does), starts the next backoff
    at once: a replay gets one attempt per backoff instead of ``max_failed_attempts``
    (a stranger's failures, and a resident's whose frames mostly pass, count as before).
+   The same kind of attempt (a *suspected spoof*) also makes the door wary: for an
+   hour (on the frames' clock, persisted) and until an unlock, an attempt is accepted
+   only on ``after_spoof_k`` consecutive live matching frames (k = n = after_spoof_k)
+   instead of k of n: a replayed screen passes liveness in short bursts.  A slow camera
+   gets fewer (at most what fits in 60 % of ``attempt_timeout_s`` at its frame rate,
+   never fewer than k), so that a resident can still unlock in the wary hour.
 2. Cooldown: for ``unlock_cooldown_s`` after an unlock, faces are ignored.
 3. Faces smaller than ``min_face_px`` are ignored; no face left -> no attempt (the
    current attempt ends, and fails, once the face has been gone for ``lost_after_s``).
@@ -69,6 +75,8 @@ from .temporal import blinked
 MAX_BACKOFF_DOUBLINGS = 32  # 30 s * 2**32 is far beyond any backoff_max_s
 RELOCK_WINDOW_S = 3600.0  # relock_on_spoof is armed this long after a lockout's end (until an unlock)
 RELOCK_SPOOF_SHARE = 0.5  # ... for an attempt at least this share of whose matching frames were not live
+WARY_S = 3600.0  # after a suspected spoof, after_spoof_k applies this long (until an unlock)
+WARY_FIT = 0.6  # ... needing at most the frames that fit in this share of attempt_timeout_s
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,7 @@ class PolicyConfig:
     unlock_cooldown_s: float = 5.0
     min_live_share: float = 0.75  # of the attempt's frames matching the person, the share that must look live
     relock_on_spoof: bool = True  # soon after a lockout, one attempt showing a member's face not live locks again
+    after_spoof_k: int = 10  # after a suspected spoof, for an hour: this many live matches in a row (0: off)
 
 
 @dataclass
@@ -133,6 +142,7 @@ class LockoutState:
     lockouts: int = 0
     backoff_until: float = 0.0  # wall-clock seconds
     relocked: bool = False  # the last lockout came from relock_on_spoof (its text survives a restart)
+    wary_until: float = 0.0  # wall clock: after_spoof_k applies until then (a suspected spoof's hour)
 
 
 @dataclass
@@ -141,6 +151,7 @@ class _Attempt:
     started: float
     last_seen: float
     window: deque = field(default_factory=deque)
+    need: int = 1  # live matches needed in the window (k; after_spoof_k while the door is wary)
     frames: int = 0
     best_distance: float | None = None
     face_px: float = 0.0
@@ -208,6 +219,8 @@ class DoorPolicy:
         self._locked_reported = False
         self._crowded = False  # a multiple-faces deny was already recorded for this scene
         self._relock_end_t: float | None = None  # relock_on_spoof is armed until then (frames' clock t)
+        self._wary_end_t = -np.inf  # after_spoof_k applies until then (frames' clock t)
+        self._intervals: deque = deque([1 / 15], maxlen=9)  # the camera's last frame intervals (at most 1 s each)
         self.note = ""  # what became of the last observed frame, in words (facelatch run -v, replay)
 
     # -- helpers -------------------------------------------------------------------
@@ -225,9 +238,12 @@ class DoorPolicy:
         # within an hour of a lockout, an attempt that showed an enrolled person's face, mostly not live, locks
         # again at once: a replay gets one attempt per backoff, not max_failed_attempts (a stranger's failures,
         # and a resident's whose frames mostly pass, count as before)
-        relocks = (self.c.relock_on_spoof and s.lockouts > 0 and n >= self.c.k
-                   and self._relock_end_t is not None and self._t < self._relock_end_t
-                   and n >= RELOCK_SPOOF_SHARE * a.matched[claimed])
+        spoof = n >= self.c.k and n >= RELOCK_SPOOF_SHARE * a.matched[claimed]  # a suspected spoof
+        relocks = (self.c.relock_on_spoof and s.lockouts > 0 and spoof
+                   and self._relock_end_t is not None and self._t < self._relock_end_t)
+        wary = spoof and self.c.after_spoof_k > 0
+        if wary:
+            self._wary_end_t, s.wary_until = self._t + WARY_S, wall + WARY_S
         if s.failed_attempts >= self.c.max_failed_attempts or relocks:
             s.lockouts += 1
             doublings = min(s.lockouts - 1, MAX_BACKOFF_DOUBLINGS)  # 2 ** 1023 would overflow a float
@@ -237,8 +253,9 @@ class DoorPolicy:
             s.failed_attempts, s.relocked = 0, relocks
             self._locked_reported = False
         self._save(s)
-        cause = a.cause(self.c.k)
-        text = reasons.attempt(ending, cause) + (reasons.RELOCKS if relocks else "")
+        cause = a.cause(a.need)
+        text = (reasons.attempt(ending, cause) + (reasons.RELOCKS if relocks else "")
+                + (reasons.wary(self._wary_need()) if wary and self._wary_need() > self.c.k else ""))
         return Decision("deny", text, a.frames, a.votes()[1], a.best_distance, a.face_px,
                         a.live_score, s.failed_attempts, s.backoff_until if s.backoff_until > wall else None,
                         spoof_frames=a.spoof_frames, claimed=claimed if n >= self.c.k and claimed else None,
@@ -260,16 +277,26 @@ class DoorPolicy:
         wall-clock deadline (it must survive a restart) is trusted only up to
         ``backoff_max_s`` ahead, and rewritten when the wall clock has stepped."""
         s = self.state
+        if self._backoff_t is not None and t > self._t:
+            self._intervals.append(min(t - self._t, 1.0))
         self._t = t
         if self._backoff_t is None:  # the first frame of this run
             self._backoff_t = t + min(max(s.backoff_until - wall, 0.0), self.c.backoff_max_s)
             if s.lockouts:  # after a restart: armed for what is left of the hour after the saved backoff's end
                 self._relock_end_t = self._backoff_t + max(0.0, RELOCK_WINDOW_S - max(wall - s.backoff_until, 0.0))
+            if s.wary_until > wall:  # after a restart: wary for what is left of a suspected spoof's hour
+                self._wary_end_t = t + min(s.wary_until - wall, WARY_S)
         left = max(0.0, min(self._backoff_t - t, self.c.backoff_max_s))
         if (left > 0 or s.backoff_until > wall) and abs(s.backoff_until - (wall + left)) > 1.0:
             s.backoff_until = wall + left  # the wall clock stepped: what a restart reads stays true
             self._save(s)
         return left > 0
+
+    def _wary_need(self) -> int:
+        """Live matches in a row an attempt needs while the door is wary: after_spoof_k,
+        at most what this camera delivers in WARY_FIT of an attempt, never under k."""
+        fits = int(WARY_FIT * self.c.attempt_timeout_s / max(float(np.median(self._intervals)), 1e-3) + 1e-6)
+        return max(self.c.k, min(self.c.after_spoof_k, fits))
 
     def _big_enough(self, box) -> bool:
         return max(box[2], box[3]) >= self.c.min_face_px
@@ -333,7 +360,8 @@ class DoorPolicy:
             a.window.clear()  # k of n and the blink must come from one tracked face
             a.eye_ratios.clear()
         if a is None:
-            a = self.attempt = _Attempt(box, f.t, f.t, deque(maxlen=c.n))
+            need = self._wary_need() if f.t < self._wary_end_t else c.k  # consecutive, while wary
+            a = self.attempt = _Attempt(box, f.t, f.t, deque(maxlen=need if need > c.k else c.n), need=need)
         if f.t - a.started > c.attempt_timeout_s:  # its time is up: a frame this late is judged
             self.attempt = None  # with it but cannot count (a camera that stalls mid-attempt does not stretch it)
             a.frames += 1
@@ -359,12 +387,12 @@ class DoorPolicy:
             a.live_score = f.live_score
         person, votes = a.votes()
         if ok:
-            self.note = f"counts: {f.person or 'match'} ({votes} of {c.k} needed)"
-        share = a.live_share(person or "") if votes >= c.k else None
+            self.note = f"counts: {f.person or 'match'} ({votes} of {a.need} needed)"
+        share = a.live_share(person or "") if votes >= a.need else None
         if share is not None and share < c.min_live_share:  # 5. not yet: too many of its frames were not live
             a.share_block = reasons.live_share(person or None, share, c.min_live_share)
             self.note = a.share_block.text
-        elif votes >= c.k and (not self.require_blink or blinked(a.eye_ratios)):  # 5. accept
+        elif votes >= a.need and (not self.require_blink or blinked(a.eye_ratios)):  # 5. accept
             self.attempt = None
             self.cooldown_until = f.t + c.unlock_cooldown_s
             refused = self._admit(person, wall) if person else None
@@ -374,6 +402,7 @@ class DoorPolicy:
             if self.state.failed_attempts:
                 self.state.failed_attempts = 0
             self.state.lockouts = 0
+            self.state.wary_until, self._wary_end_t = 0.0, -np.inf
             self._save(self.state)
             return out + [Decision("unlock", f"{votes} of the last {len(a.window)} frames matched",
                                    a.frames, votes, a.best_distance, a.face_px, a.live_score, person=person or None)]

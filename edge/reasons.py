@@ -100,6 +100,11 @@ RELOCKED = ("locked out again: an enrolled person's face that was not live, soon
 RELOCKS = "; the door locks again at once (policy.relock_on_spoof)"  # said on the deny that started it
 
 
+def wary(k: int) -> str:
+    """Said on a deny whose attempt looked like a replay (an enrolled person's face, mostly not live)."""
+    return f"; for the next hour an unlock needs {k} live frames in a row (policy.after_spoof_k)"
+
+
 def attempt(ending: str, cause: Why) -> str:
     """A failed attempt's reason: how it ended and its cause.  Not being recognised IS
     the timeout ("attempt timed out: best distance 0.52 > 0.40 (alice)"); any other

@@ -2,7 +2,8 @@
 
 Trust nothing in it (a Pi without a clock battery boots with a wrong date; the file
 can be edited): the counts must be non-negative integers, ``backoff_until`` a finite
-number, and a deadline further away than ``now + backoff_max_s`` is clamped to it.
+number, and a deadline further away than ``now + backoff_max_s`` is clamped to it
+(``wary_until``, the end of a suspected spoof's wary hour: to ``now`` + an hour).
 Anything else is *corrupt*: the file is kept aside (``lockout.corrupt``) and the door
 starts locked with a fresh backoff (fail closed).
 
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 
 from .fileio import write_atomic
-from .policy import LockoutState
+from .policy import WARY_S, LockoutState
 
 log = logging.getLogger("facelatch")
 
@@ -41,12 +42,16 @@ def parse_state(text: str | bytes, now: float, backoff_max_s: float) -> LockoutS
         d = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise CorruptState(f"not JSON ({e.__class__.__name__})") from None
-    keys = {"failed_attempts", "lockouts", "backoff_until"}
-    if not isinstance(d, dict) or set(d) not in (keys, keys | {"relocked"}):  # files before "relocked" still load
+    keys, later = {"failed_attempts", "lockouts", "backoff_until"}, {"relocked", "wary_until"}
+    if not isinstance(d, dict) or not keys <= set(d) <= keys | later:  # files older than the later keys still load
         raise CorruptState("not a lockout state object")
     relocked = d.get("relocked", False)
     if type(relocked) is not bool:
         raise CorruptState("relocked must be true or false")
+    wary = d.get("wary_until", 0.0)
+    wary = float(wary) if type(wary) in (int, float) and abs(wary) < 1e300 else math.nan
+    if not math.isfinite(wary) or wary < 0:
+        raise CorruptState("wary_until must be a finite, non-negative number")
     counts = d["failed_attempts"], d["lockouts"]
     if not all(type(v) is int and 0 <= v <= MAX_COUNT for v in counts):
         raise CorruptState(f"counts must be integers in [0, {MAX_COUNT}]")
@@ -61,7 +66,7 @@ def parse_state(text: str | bytes, now: float, backoff_max_s: float) -> LockoutS
         log.warning("lockout state: backoff deadline %.0f s ahead is beyond backoff_max_s; clamped to %.0f s "
                     "(is the clock right?)", until - now, backoff_max_s)
         until = latest
-    return LockoutState(counts[0], counts[1], float(until), relocked)
+    return LockoutState(counts[0], counts[1], float(until), relocked, min(wary, now + WARY_S))
 
 
 class StateStore:
@@ -77,7 +82,8 @@ class StateStore:
         now = time.time()
         try:
             state = parse_state(self.path.read_bytes(), now, self.backoff_max_s)
-            if state.backoff_until == now + self.backoff_max_s:  # clamped: a restart must not find it again
+            if now + self.backoff_max_s == state.backoff_until or now + WARY_S == state.wary_until:
+                # clamped: a restart must not find it again
                 self.save(state)
             return state
         except FileNotFoundError:
@@ -99,7 +105,7 @@ class StateStore:
     def remember(self, s: LockoutState) -> None:
         """Note ``s`` to be written by the next :meth:`flush` (the daemon flushes after
         the audit line, so a failure is on record before the counter is written)."""
-        self.pending = LockoutState(s.failed_attempts, s.lockouts, s.backoff_until, s.relocked)
+        self.pending = LockoutState(s.failed_attempts, s.lockouts, s.backoff_until, s.relocked, s.wary_until)
         self._next_try = 0.0
 
     def save(self, s: LockoutState) -> None:
@@ -118,8 +124,8 @@ class StateStore:
         s = self.pending
         try:
             write_atomic(self.path, json.dumps({"failed_attempts": s.failed_attempts, "lockouts": s.lockouts,
-                                                "backoff_until": s.backoff_until, "relocked": s.relocked}).encode(),
-                         mode=0o600)
+                                                "backoff_until": s.backoff_until, "relocked": s.relocked,
+                                                "wary_until": s.wary_until}).encode(), mode=0o600)
         except OSError as e:
             if not self._failing:
                 log.error("cannot save the lockout state to %s (%s); kept in memory, retrying", self.path,

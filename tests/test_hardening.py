@@ -81,6 +81,8 @@ def test_stranger_stepping_out_is_counted_and_locked_out(tmp_path, enrolled, fac
     '{"failed_attempts": 10%s, "lockouts": 0, "backoff_until": 0}' % ("0" * 400),
     '[0, 0, 0]', '', '\xff\xfe', '{"failed_attempts": 0, "lockouts": 0, "backoff_until": "later"}',
     '{"failed_attempts": 0, "lockouts": 0, "backoff_until": 0, "relocked": 1}',
+    '{"failed_attempts": 0, "lockouts": 0, "backoff_until": 0, "wary_until": -5}',
+    '{"failed_attempts": 0, "lockouts": 0, "backoff_until": 0, "wary_until": 1%s}' % ("0" * 400),
 ])
 def test_corrupt_lockout_state_is_kept_aside_and_fails_closed(tmp_path, content):
     path = tmp_path / "lockout.json"

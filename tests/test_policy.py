@@ -213,7 +213,8 @@ def test_a_failed_attempt_names_its_most_frequent_cause_at_its_best_frame():
     d = _observe(p, [FrameResult(i / 15, [FACE], True, 0.3, live=False, live_score=0.05, why=w)
                      for i, w in enumerate(whys)])
     assert [(x.kind, x.cause, x.reason) for x in d] == [
-        ("deny", "not_live", "not live: P(live) 0.08 < 0.13 (attempt timed out)")]  # 18 not live vs 4, best 0.08
+        ("deny", "not_live", "not live: P(live) 0.08 < 0.13 (attempt timed out); for the next hour an unlock needs "
+                             "9 live frames in a row (policy.after_spoof_k)")]  # 18 not live vs 4, best 0.08; 9 fit in 60 % of 1 s
     q = DoorPolicy(PolicyConfig(k=3, n=5, attempt_timeout_s=1.0))
     no = [reasons.Why("no_match", f"best distance {v:.2f} > 0.40 (alice)", v) for v in (0.61, 0.52, 0.7)] * 7
     d = _observe(q, [FrameResult(i / 15, [FACE], False, 0.5, why=w) for i, w in enumerate(no)])
@@ -359,6 +360,48 @@ def test_a_restart_during_a_relock_backoff_still_says_why(tmp_path):
         state.backoff_until = wall + 50  # the same deadline seen from the test's clock
         d = DoorPolicy(cfg, state).observe(FrameResult(0.0, [FACE]), wall)
         assert [x.kind for x in d] == ["locked_out"] and d[0].reason.startswith(said)
+
+
+def test_after_a_suspected_spoof_the_door_needs_a_longer_live_run_for_an_hour(tmp_path):
+    """One attempt showing alice's face mostly not live makes the door wary: for an hour
+    (on the frames' clock, kept over a restart) an unlock needs after_spoof_k live matches
+    in a row; an unlock ends it; a stranger's failure does not start it; 0 turns it off."""
+    from edge.state import StateStore
+
+    cfg = PolicyConfig(after_spoof_k=15)
+    store = StateStore(tmp_path / "lockout.json", backoff_max_s=600)
+    p = DoorPolicy(cfg, save=store.save)
+    d = _spoof_attempts(p, 0.0, 1000.0, 5.1667)  # one failed 5 s attempt of alice's photo (77 frames)
+    assert [x.kind for x in d] == ["deny"] and "15 live frames in a row (policy.after_spoof_k)" in d[0].reason
+    assert 4604 < p.state.wary_until < 4607 and '"wary_until": 46' in store.path.read_text()
+    d = _live_feed(p, "L" * 14 + "S" + "L" * 20, t0=60.0)  # a resident a minute later: 14 live, 1 not, 20 live
+    assert [x.kind for x in d] == ["unlock"] and d[0].matches == 15 and p.state.wary_until == 0.0
+    assert [x.kind for x in _live_feed(p, "LLLLL", t0=70.0)] == ["unlock"]  # the unlock ended it: 5 of 5 again
+    q = DoorPolicy(cfg, save=store.save)
+    _spoof_attempts(q, 0.0, 1000.0, 5.1667)
+    restarted = DoorPolicy(cfg, StateStore(store.path, backoff_max_s=600).load())  # restarted 10 minutes on
+    restarted.state.wary_until = 1000.0 + 3600.0  # the saved deadline, on the test's clock
+    assert _live_feed(restarted, "L" * 14, t0=600.0) == [] and restarted.note == "counts: alice (14 of 15 needed)"
+    late = DoorPolicy(cfg, LockoutState(wary_until=1000.0 + 3600.0))
+    assert [x.kind for x in _live_feed(late, "LLLLL", t0=3700.0)] == ["unlock"]  # after the hour: 5 of 5
+    stranger = DoorPolicy(cfg)
+    _spoof_attempts(stranger, 0.0, 1000.0, 5.1667, match=False)
+    assert stranger.state.wary_until == 0.0
+    off = DoorPolicy(PolicyConfig(after_spoof_k=0))
+    _spoof_attempts(off, 0.0, 1000.0, 5.1667)
+    assert off.state.wary_until == 0.0 and [x.kind for x in _live_feed(off, "LLLLL", t0=60.0)] == ["unlock"]
+
+
+def test_a_wary_door_on_a_slow_camera_asks_only_for_what_fits_in_an_attempt():
+    """At 2 frames/s 15 in a row would take 7.5 s of a 5 s attempt: a resident could
+    never unlock in the wary hour.  It asks for what fits in 60 % of it (6), never under k."""
+    p = DoorPolicy(PolicyConfig(after_spoof_k=15))
+    frames = [FrameResult(i / 2, [FACE], True, 0.03, live=False, person="alice") for i in range(12)]
+    d = _observe(p, frames)  # a photo at 2 frames/s: one failed attempt, the door wary
+    assert [x.kind for x in d] == ["deny"] and "6 live frames in a row" in d[0].reason
+    resident = [FrameResult(30 + i / 2, [FACE], True, 0.03, live=True, person="alice") for i in range(6)]
+    d = _observe(p, resident)
+    assert [(x.kind, x.matches) for x in d] == [("unlock", 6)]
 
 
 def test_a_stranger_or_a_late_replay_does_not_relock_at_once():
