@@ -36,9 +36,9 @@ Rules, in order, for every frame:
    The same kind of attempt (a *suspected spoof*) also makes the door wary: for an
    hour (on the frames' clock, persisted) and until an unlock, an attempt is accepted
    only on ``after_spoof_k`` consecutive live matching frames (k = n = after_spoof_k)
-   instead of k of n: a replayed screen passes liveness in short bursts.  A slow camera
-   gets fewer (at most what fits in 60 % of ``attempt_timeout_s`` at its frame rate,
-   never fewer than k), so that a resident can still unlock in the wary hour.
+   instead of k of n: a replayed screen passes liveness in short bursts.  A slow door
+   asks for fewer (at most what fits in 60 % of ``attempt_timeout_s`` at the rate it
+   judges faces, never fewer than k), so that a resident can still unlock in the wary hour.
 2. Cooldown: for ``unlock_cooldown_s`` after an unlock, faces are ignored.
 3. Faces smaller than ``min_face_px`` are ignored; no face left -> no attempt (the
    current attempt ends, and fails, once the face has been gone for ``lost_after_s``).
@@ -220,7 +220,7 @@ class DoorPolicy:
         self._crowded = False  # a multiple-faces deny was already recorded for this scene
         self._relock_end_t: float | None = None  # relock_on_spoof is armed until then (frames' clock t)
         self._wary_end_t = -np.inf  # after_spoof_k applies until then (frames' clock t)
-        self._intervals: deque = deque([1 / 15], maxlen=9)  # the camera's last frame intervals (at most 1 s each)
+        self._intervals: deque = deque([1 / 15], maxlen=9)  # the last intervals between judged frames of an attempt
         self.note = ""  # what became of the last observed frame, in words (facelatch run -v, replay)
 
     # -- helpers -------------------------------------------------------------------
@@ -254,8 +254,11 @@ class DoorPolicy:
             self._locked_reported = False
         self._save(s)
         cause = a.cause(a.need)
-        text = (reasons.attempt(ending, cause) + (reasons.RELOCKS if relocks else "")
-                + (reasons.wary(self._wary_need()) if wary and self._wary_need() > self.c.k else ""))
+        text = reasons.attempt(ending, cause) + (reasons.RELOCKS if relocks else "")
+        if wary and self._wary_need() > self.c.k:
+            text += reasons.wary(self._wary_need())
+        elif a.need > self.c.k:  # this attempt was held to the wary rule: say so
+            text += reasons.wary_held(a.need)
         return Decision("deny", text, a.frames, a.votes()[1], a.best_distance, a.face_px,
                         a.live_score, s.failed_attempts, s.backoff_until if s.backoff_until > wall else None,
                         spoof_frames=a.spoof_frames, claimed=claimed if n >= self.c.k and claimed else None,
@@ -277,24 +280,28 @@ class DoorPolicy:
         wall-clock deadline (it must survive a restart) is trusted only up to
         ``backoff_max_s`` ahead, and rewritten when the wall clock has stepped."""
         s = self.state
-        if self._backoff_t is not None and t > self._t:
-            self._intervals.append(min(t - self._t, 1.0))
         self._t = t
         if self._backoff_t is None:  # the first frame of this run
             self._backoff_t = t + min(max(s.backoff_until - wall, 0.0), self.c.backoff_max_s)
             if s.lockouts:  # after a restart: armed for what is left of the hour after the saved backoff's end
                 self._relock_end_t = self._backoff_t + max(0.0, RELOCK_WINDOW_S - max(wall - s.backoff_until, 0.0))
-            if s.wary_until > wall:  # after a restart: wary for what is left of a suspected spoof's hour
+            if 0 < s.wary_until and wall < s.wary_until:  # after a restart: what is left of a wary hour
                 self._wary_end_t = t + min(s.wary_until - wall, WARY_S)
         left = max(0.0, min(self._backoff_t - t, self.c.backoff_max_s))
         if (left > 0 or s.backoff_until > wall) and abs(s.backoff_until - (wall + left)) > 1.0:
             s.backoff_until = wall + left  # the wall clock stepped: what a restart reads stays true
             self._save(s)
+        wary = min(self._wary_end_t - t, WARY_S)
+        if wary > 0 and abs(s.wary_until - (wall + wary)) > 1.0:
+            s.wary_until = wall + wary  # likewise for the wary hour
+            self._save(s)
         return left > 0
 
     def _wary_need(self) -> int:
         """Live matches in a row an attempt needs while the door is wary: after_spoof_k,
-        at most what this camera delivers in WARY_FIT of an attempt, never under k."""
+        at most what this camera delivers in WARY_FIT of an attempt, never under k.  The
+        rate is that of judged frames (the median of the last intervals between two
+        frames of one attempt): frames without a face, or before it, do not set it."""
         fits = int(WARY_FIT * self.c.attempt_timeout_s / max(float(np.median(self._intervals)), 1e-3) + 1e-6)
         return max(self.c.k, min(self.c.after_spoof_k, fits))
 
@@ -366,6 +373,11 @@ class DoorPolicy:
             self.attempt = None  # with it but cannot count (a camera that stalls mid-attempt does not stretch it)
             a.frames += 1
             return out + [self._fail(a, "attempt timed out", wall)]
+        if a.frames and f.t > a.last_seen:
+            self._intervals.append(min(f.t - a.last_seen, 1.0))
+            if a.need > c.k and self._wary_need() < a.need:  # a slower camera than measured so far
+                a.need = self._wary_need()
+                a.window = deque(a.window, maxlen=a.need if a.need > c.k else c.n)
         a.box, a.last_seen = box, f.t
         ok = bool(f.match) and (f.live is None or bool(f.live)) and f.fresh
         a.window.append((f.person or "") if ok else None)

@@ -105,6 +105,12 @@ def wary(k: int) -> str:
     return f"; for the next hour an unlock needs {k} live frames in a row (policy.after_spoof_k)"
 
 
+def wary_held(k: int) -> str:
+    """Said on a failed attempt at a wary door (its frames alone need not explain it)."""
+    return (f"; {k} live frames in a row were needed: an enrolled person's face that was not live was shown in "
+            "the last hour (policy.after_spoof_k)")
+
+
 def attempt(ending: str, cause: Why) -> str:
     """A failed attempt's reason: how it ended and its cause.  Not being recognised IS
     the timeout ("attempt timed out: best distance 0.52 > 0.40 (alice)"); any other

@@ -404,6 +404,35 @@ def test_a_wary_door_on_a_slow_camera_asks_only_for_what_fits_in_an_attempt():
     assert [(x.kind, x.matches) for x in d] == [("unlock", 6)]
 
 
+def _frames(pattern, t0, dt, person="alice"):
+    """One frame per character, ``dt`` apart: L a live match, S a match not live, - no face."""
+    return [FrameResult(t0 + i * dt, [] if c == "-" else [FACE], c != "-", 0.03, live=c == "L", person=person)
+            for i, c in enumerate(pattern)]
+
+
+def test_the_wary_rule_is_sized_from_judged_frames_and_says_why(tmp_path):
+    """(Found by a review.)  Slow frames without a face before an attempt do not switch the
+    wary rule off; a slow judged rate (a Pi) lowers it within the attempt, so a resident
+    still gets in; a wall clock stepped forward does not shorten the saved hour; a
+    resident refused at a wary door is told why."""
+    p = DoorPolicy(PolicyConfig())
+    _observe(p, _frames("S" * 78, 0.0, 1 / 15))  # alice's photo: wary, 10 in a row
+    d = _observe(p, _frames("-" * 6, 30.0, 0.7) + _frames("LLLLL" + "S" * 20, 34.2, 1 / 15))
+    assert [x.kind for x in d] == ["deny"] and p.state.wary_until > 0  # a burst of 5 after a dark spell: no
+    q = DoorPolicy(PolicyConfig(), LockoutState(wary_until=1000.0 + 3600.0))  # after a restart, at a 2 frames/s Pi
+    d = _observe(q, _frames("-" * 20, 0.0, 0.1) + _frames("LLLLLLSLLLLL", 2.0, 0.5))
+    assert [(x.kind, x.matches) for x in d] == [("unlock", 6)]
+    saved = []
+    r = DoorPolicy(PolicyConfig(), save=lambda st: saved.append(st.wary_until))
+    _observe(r, _frames("S" * 78, 0.0, 1 / 15))
+    r.observe(FrameResult(600.0, []), 1000.0 + 600.0 + 7200.0)  # ten minutes on, the wall clock 2 h ahead
+    assert abs(saved[-1] - (1000.0 + 7200.0 + 3600.0 + 5.1)) < 2  # 50 minutes left, on the new wall clock
+    w = DoorPolicy(PolicyConfig())
+    _observe(w, _frames("S" * 78, 0.0, 1 / 15))
+    d = _observe(w, _frames(("L" * 9 + "S") * 8, 60.0, 1 / 15))  # a resident, 9 frames in 10 live
+    assert d and all(x.kind == "deny" and "10 live frames in a row were needed" in x.reason for x in d)
+
+
 def test_a_stranger_or_a_late_replay_does_not_relock_at_once():
     cfg = PolicyConfig(attempt_timeout_s=1.0, max_failed_attempts=3, backoff_s=30, backoff_max_s=600)
     p = DoorPolicy(cfg, LockoutState(0, 1, 1030.0))  # a lockout ended at 1030

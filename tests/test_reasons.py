@@ -62,7 +62,7 @@ def test_the_readme_quotes_the_door_word_for_word():
             reasons.identity(Identity(None, "alice", 0.31, 0.35, 0.40, 1e-4, True, "bob")).text,
             reasons.attempt("attempt timed out", reasons.identity(Identity(None, "alice", 0.52, None, 0.40, 1e-4))),
             reasons.crowd(3).text, locked[0].reason, relocked[0], reasons.live_share("alice", 0.68, 0.75).text,
-            "... " + reasons.wary(PolicyConfig().after_spoof_k),
+            "... " + reasons.wary(PolicyConfig().after_spoof_k), "... " + reasons.wary_held(PolicyConfig().after_spoof_k),
             next(r for r in (alice.admits(noon + d * 86400) for d in range(7)) if r),
             Person("alice", alice.template, enabled=False).admits(noon)}
     assert quoted == said
