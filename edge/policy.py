@@ -255,8 +255,9 @@ class DoorPolicy:
         self._save(s)
         cause = a.cause(a.need)
         text = reasons.attempt(ending, cause) + (reasons.RELOCKS if relocks else "")
-        if wary and self._wary_need() > self.c.k:
-            text += reasons.wary(self._wary_need())
+        need = self._wary_need() if wary else 0
+        if need > self.c.k:
+            text += reasons.wary(need)
         elif a.need > self.c.k:  # this attempt was held to the wary rule: say so
             text += reasons.wary_held(a.need)
         return Decision("deny", text, a.frames, a.votes()[1], a.best_distance, a.face_px,
@@ -304,6 +305,11 @@ class DoorPolicy:
         frames of one attempt): frames without a face, or before it, do not set it."""
         fits = int(WARY_FIT * self.c.attempt_timeout_s / max(float(np.median(self._intervals)), 1e-3) + 1e-6)
         return max(self.c.k, min(self.c.after_spoof_k, fits))
+
+    def _window(self, need: int, frames=()) -> deque:
+        """The frames an attempt counts votes over: the last n (k of n), or the last
+        ``need`` when a wary door needs more than k in a row."""
+        return deque(frames, maxlen=need if need > self.c.k else self.c.n)
 
     def _big_enough(self, box) -> bool:
         return max(box[2], box[3]) >= self.c.min_face_px
@@ -368,16 +374,15 @@ class DoorPolicy:
             a.eye_ratios.clear()
         if a is None:
             need = self._wary_need() if f.t < self._wary_end_t else c.k  # consecutive, while wary
-            a = self.attempt = _Attempt(box, f.t, f.t, deque(maxlen=need if need > c.k else c.n), need=need)
+            a = self.attempt = _Attempt(box, f.t, f.t, self._window(need), need=need)
         if f.t - a.started > c.attempt_timeout_s:  # its time is up: a frame this late is judged
             self.attempt = None  # with it but cannot count (a camera that stalls mid-attempt does not stretch it)
             a.frames += 1
             return out + [self._fail(a, "attempt timed out", wall)]
         if a.frames and f.t > a.last_seen:
             self._intervals.append(min(f.t - a.last_seen, 1.0))
-            if a.need > c.k and self._wary_need() < a.need:  # a slower camera than measured so far
-                a.need = self._wary_need()
-                a.window = deque(a.window, maxlen=a.need if a.need > c.k else c.n)
+            if a.need > c.k and (need := self._wary_need()) < a.need:  # a slower camera than measured so far
+                a.need, a.window = need, self._window(need, a.window)
         a.box, a.last_seen = box, f.t
         ok = bool(f.match) and (f.live is None or bool(f.live)) and f.fresh
         a.window.append((f.person or "") if ok else None)
